@@ -1,0 +1,63 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+let librarySwiftSettings = swiftSettings + [.enableUpcomingFeature("InternalImportsByDefault")]
+
+let executableDependencies: [Target.Dependency] = [
+    "IngestCore",
+    .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    .product(name: "Logging", package: "swift-log"),
+]
+
+let package = Package(
+    name: "kis-ingest",
+    products: [
+        .library(name: "IngestCore", targets: ["IngestCore"]),
+        .executable(name: "ingestd", targets: ["ingestd"]),
+        .executable(name: "ingest-record", targets: ["ingest-record"]),
+        .executable(name: "ingest-replay", targets: ["ingest-replay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // librdkafka >= 2.2, built by scripts/setup into .deps/librdkafka (PKG_CONFIG_PATH from scripts/env.sh).
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka"),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis"),
+        .systemLibrary(name: "CSQLite3", pkgConfig: "sqlite3"),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto"),
+        .target(
+            name: "IngestCore",
+            dependencies: [
+                "CRdKafka", "CHiredis", "CSQLite3", "COpenSSL",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: librarySwiftSettings
+        ),
+        .executableTarget(name: "ingestd", dependencies: executableDependencies, swiftSettings: swiftSettings),
+        .executableTarget(name: "ingest-record", dependencies: executableDependencies, swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "ingest-replay",
+            dependencies: executableDependencies + [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IngestCoreTests",
+            dependencies: ["IngestCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+        // Needs the local broker and Redis (scripts/services start); scripts/test provides them.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["IngestCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,27 @@
+/// What kis-ingest does with a realtime TR: its documented record width and the message it becomes.
+public struct TrLayout: Sendable, Hashable {
+    /// What a record of this TR is mapped to.
+    public enum Mapping: String, Sendable, Hashable {
+        case domesticTrade, domesticBook, overseasTrade, overseasBook, executionNotice
+    }
+
+    public let trID: String
+    /// The documented number of fields per record. Wider records are accepted (extra trailing fields are kept and
+    /// counted); narrower ones are malformed.
+    public let documentedWidth: Int
+    public let mapping: Mapping
+
+    /// The TRs the pipeline maps (protocol reference §13, §14). Every other tr_id is dead-lettered as unmapped.
+    public static let known: [String: TrLayout] = {
+        let all = [
+            TrLayout(trID: "H0STCNT0", documentedWidth: 46, mapping: .domesticTrade),
+            TrLayout(trID: "H0STASP0", documentedWidth: 59, mapping: .domesticBook),
+            TrLayout(trID: "HDFSCNT0", documentedWidth: 26, mapping: .overseasTrade),
+            TrLayout(trID: "HDFSASP0", documentedWidth: 71, mapping: .overseasBook),
+            // Notices were 23 fields wide until about 2025-03 and 26 since; the width selects the layout.
+            TrLayout(trID: "H0STCNI0", documentedWidth: 23, mapping: .executionNotice),
+            TrLayout(trID: "H0STCNI9", documentedWidth: 23, mapping: .executionNotice),
+        ]
+        return Dictionary(uniqueKeysWithValues: all.map { ($0.trID, $0) })
+    }()
+}

@@ -1,0 +1,250 @@
+internal import CRdKafka
+import Foundation
+public import Logging
+import Synchronization
+
+/// What the producer has done so far, from librdkafka's delivery reports.
+public struct DeliveryCounters: Sendable, Equatable {
+    /// Messages handed to librdkafka.
+    public var enqueued = 0
+    /// Messages the broker acknowledged.
+    public var delivered = 0
+    /// Messages librdkafka gave up on, by error name.
+    public var failedByError: [String: Int] = [:]
+    /// Messages refused at enqueue because the local queue was full.
+    public var queueFull = 0
+
+    public var failed: Int { failedByError.values.reduce(0, +) }
+}
+
+/// The Kafka producer: a thin, thread-safe wrapper around a librdkafka producer handle.
+///
+/// `send` never blocks; delivery reports, errors and logs are served by a dedicated poll thread. Call `close` to
+/// flush with a timeout and release the handle.
+public final class KafkaProducer: Sendable {
+    private let handle: RdKafkaHandle
+    private let sink: ProducerSink
+    private let pollThreadDone = DispatchSemaphore(value: 0)
+    public let configuration: KafkaConfiguration
+
+    /// Creates the producer; throws a `KafkaError` for an old librdkafka or an invalid property (naming it).
+    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kis.kafka")) throws(KafkaError) {
+        try RdKafkaVersion.checkLoaded()
+        self.configuration = configuration
+        let conf = rd_kafka_conf_new()!
+        var errorBuffer = [CChar](repeating: 0, count: 512)
+        for (name, value) in configuration.librdkafkaProperties.sorted(by: { $0.key < $1.key }) {
+            if rd_kafka_conf_set(conf, name, value, &errorBuffer, errorBuffer.count) != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                let reason = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+                let shown = KafkaConfiguration.isSecret(name) ? "***" : value
+                throw KafkaError(
+                    code: "configuration",
+                    message: "Kafka property \(name)=\(shown) is invalid: \(reason). Fix KAFKA_PROPERTY_\(name.uppercased().replacingOccurrences(of: "_", with: "__").replacingOccurrences(of: ".", with: "_")) or KAFKA_BROKERS.")
+            }
+        }
+        // Logs go to the poll thread's queue instead of librdkafka's internal threads.
+        rd_kafka_conf_set(conf, "log.queue", "true", &errorBuffer, errorBuffer.count)
+        let sink = ProducerSink(logger: logger)
+        let opaque = Unmanaged.passRetained(sink).toOpaque()
+        rd_kafka_conf_set_opaque(conf, opaque)
+        rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
+            guard let message, let opaque else { return }
+            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue().delivered(message.pointee.err)
+        }
+        rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
+            guard let opaque else { return }
+            let code = rd_kafka_resp_err_t(rawValue: err)
+            let fatal = code == RD_KAFKA_RESP_ERR__FATAL
+            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue()
+                .error(code, reason.map { String(cString: $0) } ?? "", fatal: fatal)
+        }
+        rd_kafka_conf_set_log_cb(conf) { rk, level, facility, message in
+            guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
+            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue()
+                .log(level: level, facility: facility.map { String(cString: $0) } ?? "",
+                     message: message.map { String(cString: $0) } ?? "")
+        }
+        guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorBuffer, errorBuffer.count) else {
+            rd_kafka_conf_destroy(conf)
+            Unmanaged<ProducerSink>.fromOpaque(opaque).release()
+            let reason = errorBuffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            throw KafkaError(code: "create", message: "could not create the Kafka producer: \(reason)")
+        }
+        rd_kafka_set_log_queue(rk, nil)
+        self.handle = RdKafkaHandle(pointer: rk, opaque: opaque)
+        self.sink = sink
+        let thread = Thread { [handle, sink, pollThreadDone] in
+            while sink.polling.load(ordering: .relaxed) { rd_kafka_poll(handle.pointer, 100) }
+            pollThreadDone.signal()
+        }
+        thread.name = "rdkafka-poll"
+        thread.start()
+    }
+
+    deinit {
+        if sink.polling.exchange(false, ordering: .relaxed) { pollThreadDone.wait() }
+        rd_kafka_destroy(handle.pointer)
+        Unmanaged<ProducerSink>.fromOpaque(handle.opaque).release()
+    }
+
+    /// Enqueues one message without blocking. Throws a `KafkaError` (`isQueueFull` when the local queue is full).
+    public func send(_ record: KafkaRecord) throws(KafkaError) {
+        let headers = rd_kafka_headers_new(record.headers.count)
+        for h in record.headers {
+            _ = h.value.withUnsafeBytes { rd_kafka_header_add(headers, h.name, -1, $0.baseAddress, $0.count) }
+        }
+        let error: OpaquePointer? = record.topic.withCString { topic in
+            record.key.withUnsafeBytes { k in
+                record.value.withUnsafeBytes { v in
+                    var vu = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    vu[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                    vu[0].u.cstr = topic
+                    vu[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    vu[1].u.i = RD_KAFKA_MSG_F_COPY
+                    vu[2].vtype = RD_KAFKA_VTYPE_KEY
+                    vu[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: k.baseAddress)
+                    vu[2].u.mem.size = k.count
+                    vu[3].vtype = RD_KAFKA_VTYPE_VALUE
+                    vu[3].u.mem.ptr = UnsafeMutableRawPointer(mutating: v.baseAddress)
+                    vu[3].u.mem.size = v.count
+                    vu[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+                    vu[4].u.i64 = record.timestampMs
+                    vu[5].vtype = RD_KAFKA_VTYPE_HEADERS
+                    vu[5].u.headers = headers
+                    return rd_kafka_produceva(handle.pointer, vu, vu.count)
+                }
+            }
+        }
+        guard let error else {
+            sink.enqueued.add(1, ordering: .relaxed)
+            return
+        }
+        rd_kafka_headers_destroy(headers)
+        let code = rd_kafka_error_code(error)
+        rd_kafka_error_destroy(error)
+        if code == RD_KAFKA_RESP_ERR__QUEUE_FULL { sink.queueFull.add(1, ordering: .relaxed) }
+        throw KafkaError(code, "could not enqueue a message for \(record.topic)")
+    }
+
+    /// Enqueues one message, waiting while the local queue is full (for replay and batch tools, never the live
+    /// socket path). Throws for any other error.
+    public func sendWaiting(_ record: KafkaRecord) throws(KafkaError) {
+        while true {
+            do {
+                try send(record)
+                return
+            } catch {
+                guard error.isQueueFull else { throw error }
+                usleep(1000)
+            }
+        }
+    }
+
+    /// Waits until every enqueued message is delivered or failed, at most `timeout`; returns how many are still
+    /// outstanding (0 when all were settled). Blocks the calling thread.
+    @discardableResult
+    public func flush(timeout: Duration) -> Int {
+        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        rd_kafka_flush(handle.pointer, ms)
+        return Int(rd_kafka_outq_len(handle.pointer))
+    }
+
+    /// Messages enqueued but not yet delivered or failed.
+    public var outstanding: Int { Int(rd_kafka_outq_len(handle.pointer)) }
+
+    /// Delivery counters so far.
+    public var counters: DeliveryCounters { sink.counters() }
+
+    /// The most recent error librdkafka reported (broker down, authentication, …), if any.
+    public var lastError: String? { sink.lastErrorText() }
+
+    /// A fatal error (e.g. the idempotent producer lost its guarantees); the producer must be recreated.
+    public var fatalError: String? {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let err = rd_kafka_fatal_error(handle.pointer, &buffer, buffer.count)
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// The value librdkafka actually uses for a property (after defaults and idempotence adjustments).
+    public func effectiveProperty(_ name: String) -> String? {
+        guard let conf = rd_kafka_conf(handle.pointer) else { return nil }
+        var size = 0
+        guard rd_kafka_conf_get(conf, name, nil, &size) == RD_KAFKA_CONF_OK, size > 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: size)
+        guard rd_kafka_conf_get(conf, name, &buffer, &size) == RD_KAFKA_CONF_OK else { return nil }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+
+    /// Creates topics (ignoring ones that exist) with the given partition counts; waits at most `timeout`.
+    public func createTopics(_ topics: [(name: String, partitions: Int)], timeout: Duration = .seconds(10))
+        throws(KafkaError)
+    {
+        try KafkaAdmin.createTopics(handle.pointer, topics, timeout: timeout)
+    }
+
+    /// Flushes for at most `timeout`, then purges what is left and stops the poll thread. Returns the number of
+    /// messages that were not delivered (also counted as failed with `_PURGE_QUEUE`/`_PURGE_INFLIGHT`).
+    @discardableResult
+    public func close(timeout: Duration) -> Int {
+        let left = flush(timeout: timeout)
+        if left > 0 {
+            rd_kafka_purge(handle.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            rd_kafka_poll(handle.pointer, 0)
+        }
+        if sink.polling.exchange(false, ordering: .relaxed) { pollThreadDone.wait() }
+        rd_kafka_poll(handle.pointer, 0)
+        return left
+    }
+}
+
+/// A librdkafka handle: thread-safe by librdkafka's contract, so it may cross threads.
+struct RdKafkaHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let opaque: UnsafeMutableRawPointer
+}
+
+/// Receives librdkafka's callbacks (on the poll thread) and keeps the counters.
+final class ProducerSink: Sendable {
+    let polling = Atomic<Bool>(true)
+    let enqueued = Atomic<Int>(0)
+    let delivered = Atomic<Int>(0)
+    let queueFull = Atomic<Int>(0)
+    private let failures = Mutex<[String: Int]>([:])
+    private let lastError = Mutex<String?>(nil)
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func delivered(_ err: rd_kafka_resp_err_t) {
+        if err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            delivered.add(1, ordering: .relaxed)
+        } else {
+            let name = String(cString: rd_kafka_err2name(err))
+            failures.withLock { $0[name, default: 0] += 1 }
+        }
+    }
+
+    func error(_ err: rd_kafka_resp_err_t, _ reason: String, fatal: Bool) {
+        lastError.withLock { $0 = reason }
+        if fatal {
+            logger.critical("Kafka producer fatal error", metadata: ["reason": "\(reason)"])
+        } else {
+            logger.warning("Kafka error", metadata: ["code": "\(String(cString: rd_kafka_err2name(err)))", "reason": "\(reason)"])
+        }
+    }
+
+    func log(level: Int32, facility: String, message: String) {
+        let swiftLevel: Logger.Level = level <= 3 ? .error : level == 4 ? .warning : level <= 6 ? .info : .debug
+        logger.log(level: swiftLevel, "librdkafka: \(message)", metadata: ["facility": "\(facility)"])
+    }
+
+    func counters() -> DeliveryCounters {
+        DeliveryCounters(
+            enqueued: enqueued.load(ordering: .relaxed), delivered: delivered.load(ordering: .relaxed),
+            failedByError: failures.withLock { $0 }, queueFull: queueFull.load(ordering: .relaxed))
+    }
+
+    func lastErrorText() -> String? { lastError.withLock { $0 } }
+}

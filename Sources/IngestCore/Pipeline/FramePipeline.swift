@@ -1,0 +1,216 @@
+/// The frame path shared by the live daemon and the replayer: classify an inbound KIS text message, split and
+/// decrypt data frames, map every record, and route what cannot be mapped to the dead-letter topic.
+///
+/// A value type with one owner: feed it messages in arrival order. It learns AES keys from subscription acks (per
+/// tr_id, replaced by every new ack, as KIS hands out new keys on every connection).
+public struct FramePipeline: Sendable {
+    public var topics: TopicConfiguration
+    public private(set) var stats = PipelineStats()
+    private var keys: [String: AESKey] = [:]
+    private var starts: [Int32] = []
+
+    public init(topics: TopicConfiguration = TopicConfiguration()) {
+        self.topics = topics
+        starts.reserveCapacity(1024)
+    }
+
+    /// Forgets the AES keys: call on every new connection (keys are per connection).
+    public mutating func resetKeys() { keys.removeAll() }
+
+    /// Processes one inbound message and returns what it turned into.
+    public mutating func process(_ message: String, receivedAt: Int64) -> [PipelineOutput] {
+        var out: [PipelineOutput] = []
+        process(message, receivedAt: receivedAt) { out.append($0) }
+        return out
+    }
+
+    /// Processes one inbound message and hands each result to `emit`, in record order.
+    public mutating func process(
+        _ message: String, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
+    ) rethrows {
+        stats.messages += 1
+        var text = message
+        var trID: String?
+        let result: FrameError? = try text.withUTF8 { bytes -> FrameError? in
+            do {
+                try processBytes(bytes, receivedAt: receivedAt, trID: &trID, emit: emit)
+                return nil
+            } catch let error as FrameError {
+                return error
+            }
+        }
+        if let error = result {
+            try deadLetter(error, raw: message, trID: trID, receivedAt: receivedAt, emit: emit)
+        }
+    }
+
+    private mutating func deadLetter(
+        _ error: FrameError, raw: String, trID: String?, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
+    ) rethrows {
+        stats.deadLettersByReason[error.reason.name, default: 0] += 1
+        try emit(
+            .deadLetter(
+                DeadLetter(
+                    topic: topics.resolvedDeadLetter, reason: error.reason, detail: error.detail, raw: raw,
+                    trID: trID, receivedAt: receivedAt)))
+    }
+
+    private mutating func processBytes(
+        _ bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, trID trIDOut: inout String?,
+        emit: (PipelineOutput) throws -> Void
+    ) throws {
+        guard let first = bytes.first else { throw FrameError(.emptyMessage, "empty message") }
+        if first == UInt8(ascii: "{") || first == UInt8(ascii: " ") || first == UInt8(ascii: "\t")
+            || first == UInt8(ascii: "\n") || first == UInt8(ascii: "\r")
+        {
+            let control = try ControlMessage.parse(bytes)
+            trIDOut = control.trID
+            try learn(control)
+            stats.controlByCode[control.code, default: 0] += 1
+            try emit(.control(control))
+            return
+        }
+        guard first == UInt8(ascii: "0") || first == UInt8(ascii: "1"), bytes.count > 1, bytes[1] == UInt8(ascii: "|")
+        else {
+            throw FrameError(
+                .unknownMessageType, "message starts with neither '{' nor '0|' nor '1|' (\(bytes.count) bytes)")
+        }
+        // Header: flag|tr_id|count|payload, split at most three times.
+        var bars = [Int](repeating: 0, count: 3)
+        bars[0] = 1
+        var found = 1
+        var i = 2
+        while i < bytes.count && found < 3 {
+            if bytes[i] == UInt8(ascii: "|") {
+                bars[found] = i
+                found += 1
+            }
+            i += 1
+        }
+        guard found == 3 else {
+            throw FrameError(.malformedHeader, "data frame has \(found + 1) of the 4 parts flag|tr_id|count|payload")
+        }
+        let trBytes = UnsafeBufferPointer(rebasing: bytes[(bars[0] + 1)..<bars[1]])
+        guard !trBytes.isEmpty, trBytes.count <= 16,
+            trBytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) })
+        else {
+            throw FrameError(.malformedHeader, "tr_id is empty or not alphanumeric")
+        }
+        let trID = String(decoding: trBytes, as: UTF8.self)
+        trIDOut = trID
+        stats.framesByTrID[trID, default: 0] += 1
+        let countBytes = UnsafeBufferPointer(rebasing: bytes[(bars[1] + 1)..<bars[2]])
+        guard countBytes.count <= 6, countBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let count = LenientNumber.int64(countBytes), count > 0
+        else {
+            throw FrameError(
+                .badRecordCount,
+                "record count \"\(String(decoding: countBytes.prefix(12), as: UTF8.self))\" is not a positive number")
+        }
+        guard let layout = TrLayout.known[trID] else {
+            throw FrameError(.unmappedTrID, "no mapping for tr_id \(trID)")
+        }
+        let payload = UnsafeBufferPointer(rebasing: bytes[(bars[2] + 1)...])
+        if first == UInt8(ascii: "1") {
+            guard let key = keys[trID] else {
+                throw FrameError(.missingKey, "encrypted \(trID) frame before its subscription ack (no AES key yet)")
+            }
+            let plaintext = try key.decrypt(base64: payload)
+            try plaintext.withUnsafeBufferPointer { p in
+                guard validUTF8(p) else { throw FrameError(.invalidUTF8, "decrypted \(trID) payload is not UTF-8") }
+                try records(p, layout: layout, count: Int(count), receivedAt: receivedAt, emit: emit)
+            }
+        } else {
+            try records(payload, layout: layout, count: Int(count), receivedAt: receivedAt, emit: emit)
+        }
+    }
+
+    private func validUTF8(_ p: UnsafeBufferPointer<UInt8>) -> Bool {
+        var it = p.makeIterator()
+        var decoder = UTF8()
+        while true {
+            switch decoder.decode(&it) {
+            case .scalarValue: continue
+            case .emptyInput: return true
+            case .error: return false
+            }
+        }
+    }
+
+    private mutating func records(
+        _ payload: UnsafeBufferPointer<UInt8>, layout: TrLayout, count: Int, receivedAt: Int64,
+        emit: (PipelineOutput) throws -> Void
+    ) throws {
+        splitFields(payload, into: &starts)
+        let fieldCount = starts.count - 1
+        guard fieldCount % count == 0 else {
+            throw FrameError(
+                .fieldCountMismatch, "\(fieldCount) fields do not divide into \(count) records of \(layout.trID)")
+        }
+        let width = fieldCount / count
+        guard width >= layout.documentedWidth else {
+            throw FrameError(
+                .recordTooShort,
+                "\(layout.trID) records have \(width) fields, fewer than the documented \(layout.documentedWidth)")
+        }
+        stats.widthsByTrID[layout.trID, default: [:]][width, default: 0] += 1
+        stats.recordsByTrID[layout.trID, default: 0] += count
+        if width > layout.documentedWidth { stats.recordsWithExtraFields[layout.trID, default: 0] += count }
+
+        var mapper = MarketMapper(stats: stats)
+        var failures: [String] = []
+        let localStarts = starts
+        try localStarts.withUnsafeBufferPointer { s in
+            for index in 0..<count {
+                let record = RecordView(payload: payload, starts: s, first: index * width, width: width)
+                let event: MarketEvent
+                let topic: String
+                do {
+                    switch layout.mapping {
+                    case .domesticTrade:
+                        event = .tick(try mapper.domesticTrade(record))
+                        topic = topics.resolvedTick
+                    case .overseasTrade:
+                        event = .tick(try mapper.overseasTrade(record))
+                        topic = topics.resolvedTick
+                    case .domesticBook:
+                        event = .orderBook(try mapper.domesticBook(record, receivedAt: receivedAt))
+                        topic = topics.resolvedOrderBook
+                    case .overseasBook:
+                        event = .orderBook(try mapper.overseasBook(record))
+                        topic = topics.resolvedOrderBook
+                    case .executionNotice:
+                        let notice = try mapper.executionNotice(record, trID: layout.trID, receivedAt: receivedAt)
+                        guard let noticeTopic = topics.resolvedNotice else {
+                            mapper.stats.noticesNotPublished += 1
+                            continue
+                        }
+                        event = .notice(notice)
+                        topic = noticeTopic
+                    }
+                } catch let error as FrameError {
+                    failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
+                    continue
+                }
+                mapper.stats.messagesByTopic[topic, default: 0] += 1
+                try emit(
+                    .market(
+                        MarketMessage(
+                            topic: topic, event: event, trID: layout.trID, receivedAt: receivedAt,
+                            recordIndex: index, recordCount: count)))
+            }
+        }
+        stats = mapper.stats
+        if !failures.isEmpty {
+            // The good records of the frame were published; the whole raw frame is kept with what failed.
+            throw FrameError(.badField, failures.joined(separator: "; "))
+        }
+    }
+
+    private mutating func learn(_ control: ControlMessage) throws(FrameError) {
+        guard control.kind == .subscribed, let trID = control.trID, let key = control.aesKey, let iv = control.aesIV
+        else { return }
+        keys[trID] = try AESKey(key: key, iv: iv)
+        stats.keysLearned += 1
+    }
+}

@@ -1,0 +1,34 @@
+/// Counters kept by a `FramePipeline`: what came in, what went out, and everything that was odd on the way.
+public struct PipelineStats: Sendable, Equatable {
+    /// Inbound messages of any kind.
+    public var messages = 0
+    /// Data frames by tr_id (plaintext and encrypted).
+    public var framesByTrID: [String: Int] = [:]
+    /// Records by tr_id (a multi-record frame counts once per record).
+    public var recordsByTrID: [String: Int] = [:]
+    /// Market messages produced, by topic.
+    public var messagesByTopic: [String: Int] = [:]
+    /// Dead letters by reason name.
+    public var deadLettersByReason: [String: Int] = [:]
+    /// Control messages by code (`PINGPONG`, `OPSP0000`, …).
+    public var controlByCode: [String: Int] = [:]
+    /// Record widths seen, by tr_id: drift shows up here first (H0STCNT0 47, H0STASP0 62/63).
+    public var widthsByTrID: [String: [Int: Int]] = [:]
+    /// Records wider than documented, by tr_id (the extra trailing fields are accepted and ignored).
+    public var recordsWithExtraFields: [String: Int] = [:]
+    /// Optional fields that did not parse and were set to zero, by `TR.FIELD`.
+    public var fieldDefaults: [String: Int] = [:]
+    /// Deltas negated because their sign code said down (§12).
+    public var signCorrections = 0
+    /// H0STASP0 records whose total quantities (#43/#44) differ from the level sums.
+    public var bookTotalMismatches = 0
+    /// Decrypted execution notices not published because no notice topic is configured.
+    public var noticesNotPublished = 0
+    /// AES keys learned from subscription acks.
+    public var keysLearned = 0
+
+    public init() {}
+
+    /// Total dead letters.
+    public var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
+}

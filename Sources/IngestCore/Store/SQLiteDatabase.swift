@@ -1,0 +1,149 @@
+internal import CSQLite3
+
+/// An SQLite error with the database's own message and the statement or file it concerns.
+public struct SQLiteError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let code: Int32
+    public let message: String
+    public var description: String { message }
+}
+
+/// A value bound to or read from an SQLite statement.
+public enum SQLiteValue: Sendable, Equatable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob([UInt8])
+    case null
+}
+
+/// One SQLite database connection (sqlite3). Not thread-safe: one owner at a time, off the cooperative pool.
+public final class SQLiteDatabase {
+    fileprivate let db: OpaquePointer
+    public let path: String
+
+    /// Opens (creating if needed) the database at `path`.
+    public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        var handle: OpaquePointer?
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        let rc = sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_NOMUTEX, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(handle)
+            throw SQLiteError(code: rc, message: "cannot open SQLite database \(path): \(message)")
+        }
+        self.db = handle
+        self.path = path
+        sqlite3_busy_timeout(db, 5000)
+    }
+
+    deinit { sqlite3_close_v2(db) }
+
+    /// Runs one or more statements without results.
+    public func execute(_ sql: String) throws(SQLiteError) {
+        var errorMessage: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &errorMessage)
+        guard rc == SQLITE_OK else {
+            let message = errorMessage.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(errorMessage)
+            throw SQLiteError(code: rc, message: "\(path): \(message) (in: \(sql.prefix(80)))")
+        }
+    }
+
+    /// Prepares a statement for repeated use.
+    public func prepare(_ sql: String) throws(SQLiteError) -> SQLiteStatement {
+        try SQLiteStatement(database: self, sql: sql)
+    }
+
+    /// Runs a query and returns every row.
+    public func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws(SQLiteError) -> [[SQLiteValue]] {
+        let statement = try prepare(sql)
+        try statement.bind(bindings)
+        var rows: [[SQLiteValue]] = []
+        while try statement.step() { rows.append(statement.row()) }
+        return rows
+    }
+
+    fileprivate func error(_ rc: Int32, _ context: String) -> SQLiteError {
+        SQLiteError(code: rc, message: "\(path): \(String(cString: sqlite3_errmsg(db))) (\(context))")
+    }
+}
+
+/// A prepared statement. Bind, step, read columns, reset.
+public final class SQLiteStatement {
+    private let database: SQLiteDatabase
+    private let statement: OpaquePointer
+    private let sql: String
+
+    fileprivate init(database: SQLiteDatabase, sql: String) throws(SQLiteError) {
+        var s: OpaquePointer?
+        let rc = sqlite3_prepare_v3(database.db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &s, nil)
+        guard rc == SQLITE_OK, let s else { throw database.error(rc, "preparing \(sql.prefix(80))") }
+        self.database = database
+        self.statement = s
+        self.sql = sql
+    }
+
+    deinit { sqlite3_finalize(statement) }
+
+    /// Binds values to parameters 1…n (text and blobs are copied).
+    public func bind(_ values: [SQLiteValue]) throws(SQLiteError) {
+        for (i, value) in values.enumerated() { try bind(value, at: Int32(i + 1)) }
+    }
+
+    public func bind(_ value: SQLiteValue, at index: Int32) throws(SQLiteError) {
+        let rc: Int32
+        switch value {
+        case .integer(let v): rc = sqlite3_bind_int64(statement, index, v)
+        case .real(let v): rc = sqlite3_bind_double(statement, index, v)
+        case .text(let v): rc = sqlite3_bind_text(statement, index, v, -1, csqlite3_transient())
+        case .blob(let v):
+            rc = v.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), csqlite3_transient()) }
+        case .null: rc = sqlite3_bind_null(statement, index)
+        }
+        guard rc == SQLITE_OK else { throw database.error(rc, "binding parameter \(index)") }
+    }
+
+    /// Advances; `true` while a row is available.
+    public func step() throws(SQLiteError) -> Bool {
+        let rc = sqlite3_step(statement)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default: throw database.error(rc, "running \(sql.prefix(80))")
+        }
+    }
+
+    /// Resets for another run with new bindings.
+    public func reset() {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+    }
+
+    /// Runs the statement to completion with the given bindings, then resets it.
+    public func run(_ values: [SQLiteValue]) throws(SQLiteError) {
+        defer { reset() }
+        try bind(values)
+        while try step() {}
+    }
+
+    /// The current row.
+    public func row() -> [SQLiteValue] {
+        (0..<sqlite3_column_count(statement)).map { column($0) }
+    }
+
+    public func column(_ i: Int32) -> SQLiteValue {
+        switch sqlite3_column_type(statement, i) {
+        case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, i))
+        case SQLITE_FLOAT: return .real(sqlite3_column_double(statement, i))
+        case SQLITE_TEXT:
+            let n = Int(sqlite3_column_bytes(statement, i))
+            guard let p = sqlite3_column_text(statement, i) else { return .text("") }
+            return .text(String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self))
+        case SQLITE_BLOB:
+            let n = Int(sqlite3_column_bytes(statement, i))
+            guard let p = sqlite3_column_blob(statement, i) else { return .blob([]) }
+            return .blob(Array(UnsafeRawBufferPointer(start: p, count: n)))
+        default: return .null
+        }
+    }
+}
