@@ -1,0 +1,154 @@
+import Foundation
+import SwiftProtobuf
+import Testing
+
+@testable import IngestCore
+
+@Suite struct KafkaRecordTests {
+    @Test func marketRecord() throws {
+        let item = try Corpus.item("H0STCNT0.txt", "trade-3-records-005930")
+        let records = run(item.lines).outputs.compactMap { KafkaRecord($0) }
+        #expect(records.count == 3)
+        let r = records[1]
+        #expect(r.topic == "market.tick")
+        #expect(r.key == Array("005930".utf8))
+        #expect(r.timestampMs == 1_753_836_471_000)
+        #expect(r.headers == [
+            KafkaHeader("tr_id", "H0STCNT0"), KafkaHeader("recv_time_ns", String(receiveTime)), KafkaHeader("record", "2/3"),
+        ])
+        let decoded = try TickData(serializedBytes: r.value)
+        #expect(decoded == tick("005930", 71900, 2, 1_753_836_471_000_000_000, 1300, 1.84))
+    }
+
+    @Test func deadLetterRecord() {
+        let records = run(["0|H0XXCNT0|001|a^b"]).outputs.compactMap { KafkaRecord($0) }
+        #expect(records.count == 1)
+        let r = records[0]
+        #expect(r.topic == "market.deadletter")
+        #expect(r.key == Array("H0XXCNT0".utf8))
+        #expect(r.value == Array("0|H0XXCNT0|001|a^b".utf8))
+        #expect(r.timestampMs == receiveTime / 1_000_000)
+        #expect(r.headers.first == KafkaHeader("dlq.reason", "unmapped_tr_id"))
+        #expect(r.headers.contains(KafkaHeader("tr_id", "H0XXCNT0")))
+    }
+
+    @Test func controlHasNoRecord() {
+        #expect(run(["{\"header\":{\"tr_id\":\"PINGPONG\",\"datetime\":\"20230502221924\"}}"]).outputs.compactMap { KafkaRecord($0) }.isEmpty)
+    }
+
+    @Test func topicPrefix() throws {
+        let item = try Corpus.item("H0STCNT0.txt", "trade-000660")
+        let (outputs, _) = run(item.lines + ["junk"], topics: TopicConfiguration(prefix: "replay."))
+        #expect(outputs.compactMap { KafkaRecord($0)?.topic } == ["replay.market.tick", "replay.market.deadletter"])
+    }
+
+    @Test func jsonLineUsesTheProtobufJSONMapping() throws {
+        let item = try Corpus.item("H0STCNT0.txt", "trade-official-005930")
+        let line = try #require(run([item.lines[1]]).outputs.first?.jsonLine())
+        #expect(line == #"{"topic":"market.tick","key":"005930","message":{"symbol":"005930","price":71900.0,"volume":"1","timestamp":"1686530034000000000","change":-100.0,"changeRate":-0.14}}"#)
+    }
+}
+
+@Suite struct RdKafkaVersionTests {
+    @Test func tooOldVersionFailsClearly() {
+        do {
+            try RdKafkaVersion.check(version: 0x0200_02FF, text: "2.0.2")
+            Issue.record("2.0.2 was accepted")
+        } catch {
+            #expect(error.code == "version")
+            #expect(error.message.contains("librdkafka 2.0.2 is loaded"))
+            #expect(error.message.contains("needs librdkafka 2.2.0 or newer"))
+            #expect(error.message.contains("scripts/setup"))
+        }
+    }
+
+    @Test func supportedVersionsPass() throws {
+        try RdKafkaVersion.check(version: 0x0202_00FF, text: "2.2.0")
+        try RdKafkaVersion.check(version: 0x0208_00FF, text: "2.8.0")
+        #expect(RdKafkaVersion.describe(0x0208_00FF) == "2.8.0")
+        #expect(throws: KafkaError.self) { try RdKafkaVersion.check(version: 0x0201_09FF, text: "2.1.9") }
+    }
+
+    @Test func loadedLibraryIsNewEnough() throws {
+        try RdKafkaVersion.checkLoaded()
+        #expect(RdKafkaVersion.loaded.number >= RdKafkaVersion.minimum)
+    }
+}
+
+@Suite struct KafkaConfigurationTests {
+    @Test func defaults() {
+        let c = KafkaConfiguration(environment: [:])
+        #expect(c.brokers == "localhost:9092")
+        #expect(c.properties["acks"] == "all")
+        #expect(c.properties["enable.idempotence"] == "true")
+        #expect(c.properties["compression.type"] == "snappy")
+        #expect(c.properties["partitioner"] == "murmur2_random")
+    }
+
+    @Test func environmentOverrides() {
+        let c = KafkaConfiguration(environment: [
+            "KAFKA_BROKERS": "a:1,b:2", "KAFKA_PROPERTY_LINGER_MS": "20", "KAFKA_PROPERTY_COMPRESSION_TYPE": "lz4",
+            "KAFKA_PROPERTY_SASL_MECHANISMS": "PLAIN", "KAFKA_PROPERTY_SOME__ODD_NAME": "x", "OTHER": "y",
+        ])
+        #expect(c.brokers == "a:1,b:2")
+        #expect(c.properties["linger.ms"] == "20")
+        #expect(c.properties["compression.type"] == "lz4")
+        #expect(c.properties["sasl.mechanisms"] == "PLAIN")
+        #expect(c.properties["some_odd.name"] == "x")
+        #expect(c.librdkafkaProperties["bootstrap.servers"] == "a:1,b:2")
+    }
+
+    @Test func invalidPropertyIsNamed() {
+        do {
+            _ = try KafkaProducer(configuration: KafkaConfiguration(properties: ["linger.ms": "soon"]))
+            Issue.record("an invalid linger.ms was accepted")
+        } catch {
+            #expect(error.code == "configuration")
+            #expect(error.message.contains("linger.ms=soon"))
+            #expect(error.message.contains("KAFKA_PROPERTY_LINGER_MS"))
+        }
+    }
+
+    @Test func secretPropertyValueIsNotShown() {
+        do {
+            _ = try KafkaProducer(configuration: KafkaConfiguration(properties: ["sasl.password.bogus": "hunter2"]))
+            Issue.record("an unknown property was accepted")
+        } catch {
+            #expect(!error.message.contains("hunter2"))
+        }
+    }
+
+    @Test func topics() {
+        let t = TopicConfiguration(environment: ["KAFKA_TOPIC_TICK": "t", "KAFKA_TOPIC_NOTICE": "n", "KAFKA_TOPIC_PREFIX": "p."])
+        #expect(t.allTopics == ["p.t", "p.market.orderbook", "p.market.deadletter", "p.n"])
+        #expect(TopicConfiguration(environment: [:]).notice == nil)
+    }
+}
+
+@Suite struct TimeParsingTests {
+    @Test func instants() {
+        #expect(TimeParsing.nanoseconds("1753833600000000000") == 1_753_833_600_000_000_000)
+        #expect(TimeParsing.nanoseconds("2025-07-30T09:00:00+09:00") == 1_753_833_600_000_000_000)
+        #expect(TimeParsing.nanoseconds("2025-07-30T00:00:00Z") == 1_753_833_600_000_000_000)
+        #expect(TimeParsing.nanoseconds("2025-07-30T00:00:00.123456789Z") == 1_753_833_600_123_456_789)
+        #expect(TimeParsing.nanoseconds("2025-07-30T00:00:00.5+00:00") == 1_753_833_600_500_000_000)
+        #expect(TimeParsing.nanoseconds("2025-07-30") == nil)
+        #expect(TimeParsing.nanoseconds("yesterday") == nil)
+        #expect(TimeParsing.iso8601(nanoseconds: 1_753_833_600_123_456_789) == "2025-07-30T00:00:00.123456789Z")
+    }
+
+    @Test func durations() {
+        #expect(TimeParsing.duration("5s") == .seconds(5))
+        #expect(TimeParsing.duration("10m") == .seconds(600))
+        #expect(TimeParsing.duration("24h") == .seconds(86400))
+        #expect(TimeParsing.duration("1h30m") == .seconds(5400))
+        #expect(TimeParsing.duration("250ms") == .milliseconds(250))
+        #expect(TimeParsing.duration("1.5s") == .milliseconds(1500))
+        #expect(TimeParsing.duration("100us") == .microseconds(100))
+        #expect(TimeParsing.duration("0") == .zero)
+        #expect(TimeParsing.duration("5") == nil)
+        #expect(TimeParsing.duration("5 s") == nil)
+        #expect(TimeParsing.duration("5d") == nil)
+        #expect(TimeParsing.duration("") == nil)
+    }
+}

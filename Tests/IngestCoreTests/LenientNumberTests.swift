@@ -1,0 +1,42 @@
+import Testing
+
+@testable import IngestCore
+
+@Suite struct LenientNumberTests {
+    static func double(_ s: String) -> Double? {
+        Array(s.utf8).withUnsafeBufferPointer { LenientNumber.double($0) }
+    }
+
+    static func int(_ s: String) -> Int64? {
+        Array(s.utf8).withUnsafeBufferPointer { LenientNumber.int64($0) }
+    }
+
+    static let numbers: [(String, Double)] = [
+        ("71900", 71900.0), ("-0.14", -0.14), ("+1.91", 1.91), ("000071900", 71900.0), ("72023.83", 72023.83),
+        ("259.0200", 259.02), ("-100.00", -100.0), ("0", 0.0), ("0.00", 0.0), ("-72000", -72000.0), (".5", 0.5),
+        ("12345678901234567890", 12345678901234567890.0), ("3.14159265358979323846", 3.14159265358979323846),
+    ]
+
+    @Test(arguments: numbers)
+    func parsesNumbers(text: String, expected: Double) {
+        #expect(Self.double(text) == expected)
+        // Equal to the standard library's correctly rounded conversion.
+        #expect(Self.double(text) == Double(text.hasPrefix("+") ? String(text.dropFirst()) : text))
+    }
+
+    @Test(arguments: ["", "(null)", "nan", "-nan", "inf", "-", "+", "1.2.3", "12a", " 1", "1,000", "."])
+    func rejectsNonNumbers(text: String) {
+        #expect(Self.double(text) == nil)
+    }
+
+    @Test func integers() {
+        #expect(Self.int("000003190") == 3190)
+        #expect(Self.int("-19") == -19)
+        #expect(Self.int("+7") == 7)
+        #expect(Self.int("") == nil)
+        #expect(Self.int("(null)") == nil)
+        #expect(Self.int("1.5") == nil)
+        #expect(Self.int("9223372036854775807") == Int64.max)
+        #expect(Self.int("9223372036854775808") == nil)
+    }
+}
