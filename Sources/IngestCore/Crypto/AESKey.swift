@@ -21,7 +21,13 @@ public struct AESKey: Sendable, Equatable {
     }
 
     /// Decodes a base64 payload and decrypts it with AES-256-CBC, removing PKCS#7 padding.
-    public func decrypt(base64 payload: UnsafeBufferPointer<UInt8>) throws(FrameError) -> [UInt8] {
+    public func decrypt(base64 text: String) throws(FrameError) -> [UInt8] {
+        var text = text
+        let result = text.withUTF8 { p in Result { () throws(FrameError) -> [UInt8] in try decrypt(base64: p) } }
+        return try result.get()
+    }
+
+    func decrypt(base64 payload: UnsafeBufferPointer<UInt8>) throws(FrameError) -> [UInt8] {
         guard let data = Data(base64Encoded: Data(buffer: payload)), !data.isEmpty else {
             throw FrameError(.badBase64, "encrypted payload is not valid base64 (\(payload.count) bytes)")
         }

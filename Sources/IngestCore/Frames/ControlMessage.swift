@@ -66,7 +66,13 @@ public struct ControlMessage: Sendable, Equatable {
 
     /// Parses a control message; throws a `FrameError` with reason `badControlMessage` when the text is not a JSON
     /// object or a field has the wrong type.
-    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(FrameError) -> ControlMessage {
+    public static func parse(_ text: String) throws(FrameError) -> ControlMessage {
+        var text = text
+        let result = text.withUTF8 { p in Result { () throws(FrameError) -> ControlMessage in try parse(p) } }
+        return try result.get()
+    }
+
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(FrameError) -> ControlMessage {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(buffer: bytes), options: [])
