@@ -16,7 +16,7 @@ struct Decode: ParsableCommand {
             """
     )
 
-    @Argument(help: "File of KIS messages, or - for standard input.")
+    @Argument(help: "File of KIS messages, a recording (.sqlite), or - for standard input.")
     var input: String = "-"
 
     @Option(name: .customLong("recv-time"),
@@ -42,6 +42,29 @@ struct Decode: ParsableCommand {
         } else {
             defaultReceiveTime = Int64(Date().timeIntervalSince1970 * 1e9)
         }
+        var pipeline = FramePipeline(topics: TopicConfiguration(environment: environment))
+        let producer = publish ? try KafkaProducer(configuration: KafkaConfiguration(environment: environment),
+                                                   logger: Logger(label: "kis.kafka")) : nil
+        var out = ""
+        func emit(_ output: PipelineOutput) throws {
+            if !quiet, let json = output.jsonLine() {
+                out += json
+                out += "\n"
+                if out.utf8.count > 1 << 16 {
+                    FileHandle.standardOutput.write(Data(out.utf8))
+                    out = ""
+                }
+            }
+            if let producer, let record = KafkaRecord(output) { try producer.sendWaiting(record) }
+        }
+        if input != "-" && RecordingReader.isRecording(path: input) {
+            // A recording: its inbound messages with their recorded receive times, through the replayer.
+            let reader = try RecordingReader(path: input)
+            let summary = try Replayer(reader: reader, options: ReplayOptions(topics: pipeline.topics)).run(into: emit)
+            FileHandle.standardOutput.write(Data(out.utf8))
+            try finish(summary.pipeline, producer)
+            return
+        }
         let text: String
         do {
             if input == "-" {
@@ -52,10 +75,6 @@ struct Decode: ParsableCommand {
         } catch {
             throw ValidationError("cannot read \(input): \(error.localizedDescription)")
         }
-        var pipeline = FramePipeline(topics: TopicConfiguration(environment: environment))
-        let producer = publish ? try KafkaProducer(configuration: KafkaConfiguration(environment: environment),
-                                                   logger: Logger(label: "kis.kafka")) : nil
-        var out = ""
         var lineNumber = 0
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -69,20 +88,13 @@ struct Decode: ParsableCommand {
                 receivedAt = ns
                 line = line[line.index(after: tab)...]
             }
-            try pipeline.process(String(line), receivedAt: receivedAt) { output in
-                if !quiet, let json = output.jsonLine() {
-                    out += json
-                    out += "\n"
-                    if out.utf8.count > 1 << 16 {
-                        FileHandle.standardOutput.write(Data(out.utf8))
-                        out = ""
-                    }
-                }
-                if let producer, let record = KafkaRecord(output) { try producer.sendWaiting(record) }
-            }
+            try pipeline.process(String(line), receivedAt: receivedAt, emit: emit)
         }
         FileHandle.standardOutput.write(Data(out.utf8))
-        let stats = pipeline.stats
+        try finish(pipeline.stats, producer)
+    }
+
+    private func finish(_ stats: PipelineStats, _ producer: KafkaProducer?) throws {
         var summary = "decode: \(stats.messages) messages → "
         summary += stats.messagesByTopic.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         summary += "; dead letters \(stats.deadLetters)"

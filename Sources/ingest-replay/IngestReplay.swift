@@ -11,6 +11,7 @@ struct IngestReplay: ParsableCommand {
             KAFKA_TOPIC_DEADLETTER, KAFKA_TOPIC_NOTICE (unset: notices are not published), KAFKA_TOPIC_PREFIX, \
             KAFKA_PROPERTY_* (any librdkafka property, e.g. KAFKA_PROPERTY_LINGER_MS=20), LOG_LEVEL.
             """,
-        subcommands: [Decode.self, Consume.self]
+        subcommands: [Replay.self, Decode.self, Consume.self],
+        defaultSubcommand: Replay.self
     )
 }

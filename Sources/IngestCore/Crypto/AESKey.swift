@@ -1,4 +1,4 @@
-import COpenSSL
+internal import COpenSSL
 import Foundation
 
 /// The AES-256-CBC key and IV a subscription ack hands out for a tr_id.

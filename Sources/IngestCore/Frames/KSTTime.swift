@@ -82,3 +82,18 @@ public enum KSTTime {
         return v
     }
 }
+
+extension KSTTime {
+    /// `HHMMSS` in KST of an instant in nanoseconds.
+    public static func hhmmss(ofNanoseconds ns: Int64) -> String {
+        let seconds = ns >= 0 ? ns / 1_000_000_000 : (ns - 999_999_999) / 1_000_000_000
+        let local = seconds + offsetSeconds
+        let sod = ((local % 86400) + 86400) % 86400
+        return String(sod / 3600 * 10000 + sod / 60 % 60 * 100 + sod % 60).leftPadded(to: 6)
+    }
+
+    /// `YYYYMMDDHHMMSS` in KST (PINGPONG's `datetime`).
+    public static func timestamp14(ofNanoseconds ns: Int64) -> String {
+        kstDateString(ofNanoseconds: ns) + hhmmss(ofNanoseconds: ns)
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+
+/// What a recording says about the session it holds (the `sessions` table).
+public struct SessionInfo: Sendable, Equatable {
+    public var startedAt: Int64
+    /// Where the messages came from (`ws://…`, `import:FILE`, `synth:seed=N`).
+    public var sourceURL: String
+    /// `TR:KEY` pairs subscribed.
+    public var subscriptions: [String]
+    public var toolVersion: String
+    public var host: String
+    /// `Secrets.fingerprint` of the app key, never the key.
+    public var appKeyFingerprint: String?
+
+    public init(startedAt: Int64, sourceURL: String, subscriptions: [String], toolVersion: String = KisIngest.version,
+                host: String? = nil, appKeyFingerprint: String? = nil) {
+        self.startedAt = startedAt
+        self.sourceURL = sourceURL
+        self.subscriptions = subscriptions
+        self.toolVersion = toolVersion
+        self.host = host ?? ProcessInfo.processInfo.hostName
+        self.appKeyFingerprint = appKeyFingerprint
+    }
+}
+
+/// How the recorder writes.
+public struct RecorderConfiguration: Sendable {
+    /// The recording file; must not exist yet. Rotated files are named `<stem>.0001.sqlite`, `<stem>.0002.sqlite`, ….
+    public var path: String
+    /// Rows per transaction. Environment/flag: `--batch-size`, default 1000.
+    public var batchSize: Int
+    /// A partial batch is committed once its oldest row is this old; `nil` commits by count only (used for
+    /// generated sessions, whose files must be byte-identical run after run). Default 200 ms.
+    public var batchInterval: Duration?
+    /// Start a new, chained file once the current one reaches this many bytes.
+    public var rotateBytes: Int64?
+    /// Start a new, chained file once the current one spans this much recorded time.
+    public var rotateInterval: Duration?
+    /// When more than this many rows wait to be written, `record` waits (offline sources) instead of growing the
+    /// queue; `nil` never waits (live sockets must not block).
+    public var maxPendingBeforeWaiting: Int?
+
+    public init(path: String, batchSize: Int = 1000, batchInterval: Duration? = .milliseconds(200),
+                rotateBytes: Int64? = nil, rotateInterval: Duration? = nil, maxPendingBeforeWaiting: Int? = nil) {
+        self.path = path
+        self.batchSize = max(1, batchSize)
+        self.batchInterval = batchInterval
+        self.rotateBytes = rotateBytes
+        self.rotateInterval = rotateInterval
+        self.maxPendingBeforeWaiting = maxPendingBeforeWaiting
+    }
+}
+
+/// What a closed recorder wrote.
+public struct RecorderSummary: Sendable, Equatable {
+    public var rows: Int64
+    public var files: [String]
+    public var writeErrors: Int
+}
+
+/// Writes a session into recording files: a sink any frame source can feed, from any thread.
+///
+/// `record` only appends to an in-memory queue (and assigns the sequence number); a writer thread commits batches
+/// by count and by age, so a burst never blocks the socket. A `kill -9` loses at most the rows not yet committed:
+/// the last partial batch. Outbound messages have their secrets masked before they are queued.
+public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
+    // @unchecked: every mutable field is guarded by `condition` or owned by the writer thread.
+    private let configuration: RecorderConfiguration
+    private let info: SessionInfo
+    private let condition = NSCondition()
+    private var pending: [RecordedMessage] = []
+    private var oldestPendingSince: ContinuousClock.Instant?
+    private var nextSeq: Int64 = 1
+    private var closing = false
+    private var finished = false
+    private var writerError: String?
+    private var writeErrors = 0
+    private var rows: Int64 = 0
+    private var files: [String] = []
+    private let writerDone = DispatchSemaphore(value: 0)
+    // Writer-thread state.
+    private var file: RecordingFile!
+
+    /// Creates the first file, writes the session row and a `start` marker, and starts the writer thread.
+    public init(configuration: RecorderConfiguration, session: SessionInfo) throws(RecordingError) {
+        self.configuration = configuration
+        self.info = session
+        if FileManager.default.fileExists(atPath: configuration.path) {
+            throw RecordingError("\(configuration.path) already exists: choose another path or remove it (recordings are never overwritten)")
+        }
+        file = try RecordingFile.create(path: configuration.path, session: session, previous: nil)
+        files = [configuration.path]
+        record(RecordedMessage(receivedAt: session.startedAt, kind: .start, trID: nil,
+                               body: "{\"source_url\":\(JSONText.quote(session.sourceURL)),\"tool\":\(JSONText.quote(session.toolVersion))}"))
+        let thread = Thread { [self] in writerLoop() }
+        thread.name = "recorder-writer"
+        thread.start()
+    }
+
+    /// Queues one message. Outbound bodies are masked; markers and inbound messages are kept verbatim.
+    public func record(_ message: RecordedMessage) {
+        var m = message
+        if m.kind.direction == .outbound { m.body = Secrets.maskJSON(m.body) }
+        condition.lock()
+        if let limit = configuration.maxPendingBeforeWaiting {
+            while pending.count >= limit && !finished { condition.wait() }
+        }
+        guard !finished else {
+            condition.unlock()
+            return
+        }
+        m.seq = nextSeq
+        nextSeq += 1
+        if pending.isEmpty { oldestPendingSince = .now }
+        pending.append(m)
+        if pending.count >= configuration.batchSize { condition.broadcast() }
+        condition.unlock()
+    }
+
+    /// The sequence number the next message will get.
+    public var nextSequenceNumber: Int64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return nextSeq
+    }
+
+    /// Writes a `stop` marker, commits everything, records the end in the session row and closes the file.
+    @discardableResult
+    public func close(endedAt: Int64, reason: String) -> RecorderSummary {
+        record(RecordedMessage(receivedAt: endedAt, kind: .stop, trID: nil, body: "{\"reason\":\(JSONText.quote(reason))}"))
+        condition.lock()
+        closing = true
+        condition.broadcast()
+        condition.unlock()
+        writerDone.wait()
+        file.finish(endedAt: endedAt, reason: reason, next: nil)
+        condition.lock()
+        defer { condition.unlock() }
+        return RecorderSummary(rows: rows, files: files, writeErrors: writeErrors)
+    }
+
+    /// The last write error, if any (the recorder keeps the rows and retries with the next batch).
+    public var lastError: String? {
+        condition.lock()
+        defer { condition.unlock() }
+        return writerError
+    }
+
+    private func writerLoop() {
+        while true {
+            condition.lock()
+            while true {
+                if closing || pending.count >= configuration.batchSize { break }
+                if let interval = configuration.batchInterval, let since = oldestPendingSince, !pending.isEmpty {
+                    let due = since + interval
+                    if ContinuousClock.now >= due { break }
+                    let wait = ContinuousClock.now.duration(to: due)
+                    condition.wait(until: Date(timeIntervalSinceNow: max(0.001, wait.nanosecondsDouble / 1e9)))
+                } else {
+                    condition.wait()
+                }
+            }
+            let take = min(pending.count, configuration.batchSize)
+            let batch = Array(pending.prefix(take))
+            let done = closing && take == pending.count
+            condition.unlock()
+
+            if !batch.isEmpty {
+                do {
+                    try file.append(batch)
+                    condition.lock()
+                    pending.removeFirst(take)
+                    oldestPendingSince = pending.isEmpty ? nil : .now
+                    rows += Int64(take)
+                    condition.broadcast()
+                    condition.unlock()
+                    try rotateIfDue(lastReceivedAt: batch[batch.count - 1].receivedAt)
+                } catch {
+                    condition.lock()
+                    writeErrors += 1
+                    writerError = "\(error)"
+                    condition.unlock()
+                    if done { break }
+                    Thread.sleep(forTimeInterval: 0.1)
+                    continue
+                }
+            }
+            if done {
+                condition.lock()
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                break
+            }
+        }
+        writerDone.signal()
+    }
+
+    private func rotateIfDue(lastReceivedAt: Int64) throws {
+        var due = false
+        if let bytes = configuration.rotateBytes, file.sizeBytes >= bytes { due = true }
+        if let interval = configuration.rotateInterval,
+            lastReceivedAt - file.firstReceivedAt >= Int64(interval.nanosecondsDouble) { due = true }
+        guard due else { return }
+        let nextPath = Self.rotatedPath(configuration.path, index: files.count)
+        let next = try RecordingFile.create(path: nextPath, session: info, previous: file.path)
+        file.finish(endedAt: lastReceivedAt, reason: "rotated", next: nextPath)
+        file = next
+        condition.lock()
+        files.append(nextPath)
+        condition.unlock()
+    }
+
+    /// `dir/name.sqlite` → `dir/name.0001.sqlite` for index 1.
+    static func rotatedPath(_ path: String, index: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension.isEmpty ? "sqlite" : url.pathExtension
+        let stem = url.deletingPathExtension().path
+        return "\(stem).\(String(index).leftPadded(to: 4)).\(ext)"
+    }
+}
+
+/// One open recording file (writer side).
+final class RecordingFile {
+    let path: String
+    let database: SQLiteDatabase
+    let sessionID: Int64
+    private let insert: SQLiteStatement
+    private(set) var firstReceivedAt: Int64 = .max
+
+    private init(path: String, database: SQLiteDatabase, sessionID: Int64) throws(SQLiteError) {
+        self.path = path
+        self.database = database
+        self.sessionID = sessionID
+        self.insert = try database.prepare("INSERT INTO messages (seq, session_id, recv_ns, kind, tr_id, body) VALUES (?, ?, ?, ?, ?, ?)")
+    }
+
+    static func create(path: String, session: SessionInfo, previous: String?) throws(RecordingError) -> RecordingFile {
+        do {
+            let db = try SQLiteDatabase(path: path)
+            _ = try db.query("PRAGMA journal_mode=WAL")
+            try db.execute("PRAGMA synchronous=NORMAL")
+            try db.execute("BEGIN")
+            try db.execute(RecordingSchema.create)
+            let kinds = try db.prepare("INSERT OR REPLACE INTO kinds (id, direction, name, meaning) VALUES (?, ?, ?, ?)")
+            for row in RecordingSchema.kindRows { try kinds.run(row) }
+            let subscriptions = "[" + session.subscriptions.map(JSONText.quote).joined(separator: ",") + "]"
+            try db.prepare("""
+                INSERT INTO sessions (started_ns, source_url, subscriptions, tool_version, host, app_key_fingerprint, previous_file)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """).run([
+                    .integer(session.startedAt), .text(session.sourceURL), .text(subscriptions), .text(session.toolVersion),
+                    .text(session.host), session.appKeyFingerprint.map { .text($0) } ?? .null,
+                    previous.map { .text(URL(fileURLWithPath: $0).lastPathComponent) } ?? .null,
+                ])
+            let id = try db.query("SELECT last_insert_rowid()")
+            try db.execute("PRAGMA user_version = \(RecordingSchema.version)")
+            try db.execute("COMMIT")
+            guard case .integer(let sessionID) = id.first?.first else { throw RecordingError("\(path): no session id") }
+            return try RecordingFile(path: path, database: db, sessionID: sessionID)
+        } catch let error as SQLiteError {
+            throw RecordingError("cannot create recording \(path): \(error.message)")
+        } catch let error as RecordingError {
+            throw error
+        } catch {
+            throw RecordingError("cannot create recording \(path): \(error)")
+        }
+    }
+
+    /// Commits a batch in one transaction.
+    func append(_ batch: [RecordedMessage]) throws(SQLiteError) {
+        try database.execute("BEGIN")
+        do {
+            for m in batch {
+                if firstReceivedAt == .max { firstReceivedAt = m.receivedAt }
+                try insert.run([
+                    .integer(m.seq), .integer(sessionID), .integer(m.receivedAt), .integer(Int64(m.kind.rawValue)),
+                    m.trID.map { .text($0) } ?? .null, .text(m.body),
+                ])
+            }
+            try database.execute("COMMIT")
+        } catch {
+            try? database.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    var sizeBytes: Int64 {
+        func pragma(_ name: String) -> Int64 {
+            guard let rows = try? database.query("PRAGMA \(name)"), case .integer(let v)? = rows.first?.first else { return 0 }
+            return v
+        }
+        return pragma("page_count") * pragma("page_size")
+    }
+
+    /// Records the end of the session in this file and checkpoints the WAL into the main file.
+    func finish(endedAt: Int64, reason: String, next: String?) {
+        _ = try? database.prepare("UPDATE sessions SET ended_ns = ?, end_reason = ?, next_file = ? WHERE id = ?").run([
+            .integer(endedAt), .text(reason), next.map { .text(URL(fileURLWithPath: $0).lastPathComponent) } ?? .null,
+            .integer(sessionID),
+        ])
+        _ = try? database.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+}
+
+/// The package version, recorded in every session.
+public enum KisIngest {
+    public static let version = "kis-ingest 0.3.0"
+}

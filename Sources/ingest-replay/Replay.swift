@@ -1,0 +1,164 @@
+import ArgumentParser
+import Foundation
+import IngestCore
+import Logging
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay a recording into Kafka through the same parser, encoder and producer as ingestd.",
+        discussion: """
+            Times accept ISO 8601 with a zone or nanoseconds since the epoch. Two replays of the same recording with \
+            the same options produce byte-identical Kafka messages (keys, values, headers, timestamps, partitions). \
+            Use --topic-prefix to replay into a sandbox namespace. A progress bar is shown on a terminal; a summary \
+            always goes to standard error.
+            """
+    )
+
+    @Argument(help: "Recording (files chained by rotation are followed).")
+    var recording: String
+
+    @Option(help: "Playback speed: 1 = recorded pacing, 10 = ten times faster.")
+    var speed: Double?
+
+    @Flag(help: "As fast as the pipeline allows (the default when --speed is not given).")
+    var max = false
+
+    @Option(help: "Start of the receive-time window (inclusive).")
+    var from: String?
+
+    @Option(help: "End of the receive-time window (exclusive).")
+    var to: String?
+
+    @Option(help: "Comma-separated symbols to replay (dead letters are then left out).")
+    var symbols: String?
+
+    @Option(help: "Comma-separated tr_ids to replay (acks always pass).")
+    var trIds: String?
+
+    @Option(help: "Prefix for every topic, e.g. replay. (overrides KAFKA_TOPIC_PREFIX).")
+    var topicPrefix: String?
+
+    @Option(help: "Also write the summary as JSON to this file.")
+    var summaryJson: String?
+
+    @Flag(help: "Decode only, publish nothing (the summary still counts what would be published).")
+    var dryRun = false
+
+    func validate() throws {
+        if let speed, speed <= 0 || !speed.isFinite { throw ValidationError("--speed must be a positive number, got \(speed)") }
+        if speed != nil && max { throw ValidationError("--speed and --max exclude each other") }
+    }
+
+    func run() throws {
+        ProgramSupport.bootstrapLogging()
+        ProgramSupport.requireSupportedLibrdkafka()
+        let environment = ProcessInfo.processInfo.environment
+        func time(_ name: String, _ text: String?) throws -> Int64? {
+            guard let text else { return nil }
+            guard let ns = TimeParsing.nanoseconds(text) else {
+                throw ValidationError("--\(name) \"\(text)\" is neither ns since the epoch nor ISO 8601 with a zone (e.g. 2025-07-30T09:00:00+09:00)")
+            }
+            return ns
+        }
+        var topics = TopicConfiguration(environment: environment)
+        if let topicPrefix { topics.prefix = topicPrefix }
+        let list = { (s: String?) in s.map { Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) } }
+        let options = ReplayOptions(speed: speed, from: try time("from", from), to: try time("to", to),
+                                    symbols: list(symbols), trIDs: list(trIds), topics: topics)
+        let reader: RecordingReader
+        do { reader = try RecordingReader(path: recording) } catch {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode(1)
+        }
+        let producer = dryRun ? nil : try KafkaProducer(configuration: KafkaConfiguration(environment: environment),
+                                                         logger: Logger(label: "kis.kafka"))
+        let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
+        let summary = try Replayer(reader: reader, options: options).run(progress: bar.update) { output in
+            if let producer, let record = KafkaRecord(output) { try producer.sendWaiting(record) }
+        }
+        bar.finish()
+        var undelivered = 0
+        var lines: [String] = []
+        if let producer {
+            undelivered = producer.close(timeout: .seconds(60))
+            let c = producer.counters
+            lines.append("kafka: \(c.delivered) delivered to \(producer.configuration.brokers), \(c.failed) failed"
+                + (c.failedByError.isEmpty ? "" : " (" + c.failedByError.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + ")")
+                + (producer.lastError.map { "; last broker error: \($0)" } ?? ""))
+            undelivered = Swift.max(undelivered, c.failed)
+        }
+        lines.insert(contentsOf: Self.describe(summary), at: 0)
+        FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        if let summaryJson {
+            let json = Self.json(summary, delivered: producer?.counters.delivered, failed: producer?.counters.failed)
+            FileManager.default.createFile(atPath: summaryJson, contents: Data(json.utf8))
+        }
+        if undelivered > 0 { throw ExitCode(1) }
+    }
+
+    static func describe(_ s: ReplaySummary) -> [String] {
+        var lines = ["replay: \(s.rowsReplayed) frames in \(String(format: "%.3f", s.wallSeconds)) s"
+            + " (\(String(format: "%.0f", Double(s.rowsReplayed) / Swift.max(s.wallSeconds, 1e-9))) frames/s, "
+            + "\(String(format: "%.0f", Double(s.messages) / Swift.max(s.wallSeconds, 1e-9))) messages/s)"]
+        if let a = s.firstRecorded, let b = s.lastRecorded {
+            lines.append("  recorded time \(TimeParsing.iso8601(nanoseconds: a)) → \(TimeParsing.iso8601(nanoseconds: b))")
+        }
+        for (topic, n) in s.messagesByTopic.sorted(by: { $0.key < $1.key }) { lines.append("  \(topic): \(n)") }
+        if !s.deadLettersByReason.isEmpty {
+            lines.append("  dead letters by reason: " + s.deadLettersByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        if s.pipeline.noticesNotPublished > 0 { lines.append("  notices not published (no KAFKA_TOPIC_NOTICE): \(s.pipeline.noticesNotPublished)") }
+        if s.messagesFilteredOut > 0 { lines.append("  left out by --symbols: \(s.messagesFilteredOut)") }
+        if let p = s.pacing {
+            lines.append(String(format: "  pacing error: p50 %.3f ms, p99 %.3f ms, max %.3f ms over %d frames",
+                                Double(p.p50Nanoseconds) / 1e6, Double(p.p99Nanoseconds) / 1e6, Double(p.maxNanoseconds) / 1e6, p.samples))
+        }
+        return lines
+    }
+
+    static func json(_ s: ReplaySummary, delivered: Int?, failed: Int?) -> String {
+        func dict(_ d: [String: Int]) -> String {
+            "{" + d.sorted { $0.key < $1.key }.map { "\(JSONText.quote($0.key)):\($0.value)" }.joined(separator: ",") + "}"
+        }
+        var parts = [
+            "\"frames\":\(s.rowsReplayed)", "\"messages\":\(s.messages)", "\"wall_seconds\":\(s.wallSeconds)",
+            "\"messages_by_topic\":\(dict(s.messagesByTopic))", "\"dead_letters_by_reason\":\(dict(s.deadLettersByReason))",
+            "\"filtered_out\":\(s.messagesFilteredOut)",
+            "\"first_recorded_ns\":\(s.firstRecorded.map(String.init) ?? "null")",
+            "\"last_recorded_ns\":\(s.lastRecorded.map(String.init) ?? "null")",
+        ]
+        if let p = s.pacing {
+            parts.append("\"pacing\":{\"samples\":\(p.samples),\"p50_ns\":\(p.p50Nanoseconds),\"p99_ns\":\(p.p99Nanoseconds),\"max_ns\":\(p.maxNanoseconds)}")
+        }
+        if let delivered { parts.append("\"delivered\":\(delivered)") }
+        if let failed { parts.append("\"failed\":\(failed)") }
+        return "{" + parts.joined(separator: ",") + "}\n"
+    }
+}
+
+/// A one-line progress display on a terminal; silent otherwise.
+final class ProgressBar {
+    let enabled: Bool
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    func update(_ p: ReplayProgress) {
+        guard enabled else { return }
+        let fraction = p.totalRows > 0 ? Double(p.rows) / Double(p.totalRows) : 0
+        let width = 24
+        let filled = Int(fraction * Double(width))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let rate = p.elapsedSeconds > 0 ? Double(p.messages) / p.elapsedSeconds : 0
+        let recorded = TimeParsing.iso8601(nanoseconds: p.recordedTime).prefix(19)
+        let eta = p.etaSeconds.map { String(format: "ETA %.0fs", $0) } ?? ""
+        let line = String(format: "\r%@ %3.0f%% %d msgs %.0f/s at %@ %@\u{1B}[K", bar, fraction * 100, p.messages, rate,
+                          String(recorded), eta)
+        FileHandle.standardError.write(Data(line.utf8))
+        shown = true
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

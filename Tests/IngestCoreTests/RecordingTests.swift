@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+
+@testable import IngestCore
+
+func temporaryDirectory() throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kis-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
+    SessionInfo(startedAt: start, sourceURL: "test:recording", subscriptions: ["H0STCNT0:005930"],
+                toolVersion: "test", host: "testhost", appKeyFingerprint: Secrets.fingerprint("PSabcdefappkey"))
+}
+
+@Suite struct RecordingTests {
+    static let approvalKey = "a2585daf-8c09-4587-9fce-8ab893123456"
+
+    @Test func roundTripWithMaskingAndMetadata() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("r.sqlite").path
+        let recorder = try SessionRecorder(configuration: RecorderConfiguration(path: path, batchSize: 7), session: info())
+        let t0: Int64 = 1_753_833_600_000_000_000
+        let subscribe = "{\"header\":{\"approval_key\":\"\(Self.approvalKey)\",\"custtype\":\"P\",\"tr_type\":\"1\",\"content-type\":\"utf-8\"},\"body\":{\"input\":{\"tr_id\":\"H0STCNT0\",\"tr_key\":\"005930\"}}}"
+        recorder.record(RecordedMessage(receivedAt: t0 + 1, kind: .connect, trID: nil, body: "{\"url\":\"ws://x\"}"))
+        recorder.record(RecordedMessage(receivedAt: t0 + 2, kind: .subscribe, trID: "H0STCNT0", body: subscribe))
+        var bodies: [String] = []
+        for i in 0..<50 {
+            let body = "0|H0STCNT0|001|005930^0930\(String(i % 60).leftPadded(to: 2))^71900^프레임\(i)"
+            bodies.append(body)
+            recorder.record(RecordedMessage(receivedAt: t0 + 10 + Int64(i), kind: .data, trID: "H0STCNT0", body: body))
+        }
+        let summary = recorder.close(endedAt: t0 + 100, reason: "test done")
+        #expect(summary.rows == 54)  // start + connect + subscribe + 50 + stop
+        #expect(summary.files == [path])
+
+        let reader = try RecordingReader(path: path)
+        let rows = try reader.all()
+        #expect(rows.map(\.seq) == Array(1...54))
+        #expect(rows.first?.kind == .start)
+        #expect(rows.last?.kind == .stop)
+        #expect(rows.last?.body == "{\"reason\":\"test done\"}")
+        #expect(rows[2].kind == .subscribe)
+        #expect(!rows[2].body.contains(Self.approvalKey))
+        #expect(rows[2].body.contains("\"approval_key\":\"***\""))
+        #expect(rows.filter { $0.kind == .data }.map(\.body) == bodies)
+        #expect(rows.map(\.receivedAt) == rows.map(\.receivedAt).sorted())
+        let s = try #require(reader.sessions.first)
+        #expect(s.sourceURL == "test:recording")
+        #expect(s.subscriptions == "[\"H0STCNT0:005930\"]")
+        #expect(s.endedAt == t0 + 100)
+        #expect(s.endReason == "test done")
+        #expect(s.appKeyFingerprint == Secrets.fingerprint("PSabcdefappkey"))
+        #expect(s.appKeyFingerprint?.contains("PSabcdef") == false)
+        #expect(try reader.integrityProblems().isEmpty)
+        let db = try SQLiteDatabase(path: path, readOnly: true)
+        #expect(try db.query("PRAGMA user_version") == [[.integer(1)]])
+        #expect(try db.query("PRAGMA journal_mode") == [[.text("wal")]])
+        #expect(try db.query("SELECT direction, kind FROM messages_readable WHERE seq = 3") == [[.text("out"), .text("subscribe")]])
+        // Nothing in the whole file contains the secret.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(bytes.range(of: Data(Self.approvalKey.utf8)) == nil)
+    }
+
+    @Test func batchesCommitByCount() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("r.sqlite").path
+        let recorder = try SessionRecorder(configuration: RecorderConfiguration(path: path, batchSize: 10, batchInterval: nil), session: info())
+        for i in 0..<25 { recorder.record(RecordedMessage(receivedAt: Int64(i), kind: .data, trID: "X", body: "0|X|001|\(i)")) }
+        // 26 rows queued (with the start marker): two full batches are committed, six wait.
+        var committed: Int64 = 0
+        for _ in 0..<100 {
+            committed = try RecordingReader(path: path).extent().rows
+            if committed >= 20 { break }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        #expect(try RecordingReader(path: path).extent().rows == 20)
+        #expect(recorder.close(endedAt: 100, reason: "x").rows == 27)
+        #expect(try RecordingReader(path: path).extent().rows == 27)
+    }
+
+    @Test func batchesCommitByAge() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("r.sqlite").path
+        let recorder = try SessionRecorder(configuration: RecorderConfiguration(path: path, batchSize: 1000, batchInterval: .milliseconds(50)), session: info())
+        for i in 0..<5 { recorder.record(RecordedMessage(receivedAt: Int64(i), kind: .data, trID: "X", body: "0|X|001|\(i)")) }
+        Thread.sleep(forTimeInterval: 0.4)
+        #expect(try RecordingReader(path: path).extent().rows == 6)
+        recorder.close(endedAt: 10, reason: "x")
+    }
+
+    @Test func rotationChainsFiles() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("day.sqlite").path
+        let recorder = try SessionRecorder(
+            configuration: RecorderConfiguration(path: path, batchSize: 100, batchInterval: nil, rotateBytes: 64 * 1024),
+            session: info())
+        let payload = String(repeating: "7", count: 300)
+        for i in 0..<2000 { recorder.record(RecordedMessage(receivedAt: Int64(i) * 1000, kind: .data, trID: "H0STCNT0", body: "0|H0STCNT0|001|\(payload)\(i)")) }
+        let summary = recorder.close(endedAt: 3_000_000, reason: "end")
+        #expect(summary.files.count > 3)
+        #expect(summary.files[1] == dir.appendingPathComponent("day.0001.sqlite").path)
+        let reader = try RecordingReader(path: path)
+        #expect(reader.paths == summary.files)
+        let rows = try reader.all()
+        #expect(rows.count == 2002)
+        #expect(rows.map(\.seq) == Array(1...2002))
+        #expect(reader.sessions.first?.nextFile == "day.0001.sqlite")
+        #expect(reader.sessions.first?.endReason == "rotated")
+        #expect(reader.sessions[1].previousFile == "day.sqlite")
+        #expect(reader.sessions.last?.endReason == "end")
+        // Reading from the middle of the chain starts there.
+        #expect(try RecordingReader(path: summary.files[1]).all().first?.seq ?? 0 > 1)
+    }
+
+    @Test func refusesToOverwrite() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("r.sqlite").path
+        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+        do {
+            _ = try SessionRecorder(configuration: RecorderConfiguration(path: path), session: info())
+            Issue.record("overwrote an existing file")
+        } catch {
+            #expect(error.message.contains("already exists"))
+        }
+    }
+
+    @Test func refusesFilesThatAreNotRecordingsOrTooNew() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("t.sqlite").path
+        FileManager.default.createFile(atPath: text, contents: Data("0|H0STCNT0|001|x\n".utf8))
+        #expect(throws: RecordingError.self) { try RecordingReader(path: text) }
+        let path = dir.appendingPathComponent("r.sqlite").path
+        try SessionRecorder(configuration: RecorderConfiguration(path: path), session: info()).close(endedAt: 1, reason: "x")
+        try SQLiteDatabase(path: path).execute("PRAGMA user_version = 99")
+        do {
+            _ = try RecordingReader(path: path)
+            Issue.record("read a version-99 file")
+        } catch {
+            #expect(error.message.contains("version 99"))
+            #expect(error.message.contains("reads up to version 1"))
+        }
+        #expect(throws: RecordingError.self) { try RecordingReader(path: dir.appendingPathComponent("missing.sqlite").path) }
+    }
+
+    @Test func maskingCoversEverySecretField() {
+        let text = #"{"appkey":"PSKEY123","appsecret" : "SECRET456","secretkey":"SECRET456","token":"tok\"en","access_token":"eyJ","approval_key":"ak"}"#
+        let masked = Secrets.maskJSON(text)
+        for secret in ["PSKEY123", "SECRET456", "tok\\\"en", "eyJ", "\"ak\""] { #expect(!masked.contains(secret), "\(secret)") }
+        #expect(masked.contains(#""appkey":"***""#))
+        #expect(Secrets.maskJSON("0|H0STCNT0|001|a^b") == "0|H0STCNT0|001|a^b")
+        #expect(Secrets.maskJSON(#"{"approval_key":"#) == #"{"approval_key":"#)
+    }
+
+    @Test func inboundClassification() {
+        #expect(RecordedKind.inbound("0|H0STCNT0|001|x") == (.data, "H0STCNT0"))
+        #expect(RecordedKind.inbound("1|H0STCNI0|001|x") == (.encrypted, "H0STCNI0"))
+        #expect(RecordedKind.inbound(#"{"header":{"tr_id":"PINGPONG","datetime":"20230502221924"}}"#) == (.pingPong, "PINGPONG"))
+        #expect(RecordedKind.inbound(#"{"header":{"tr_id":"H0STASP0"},"body":{"msg_cd":"OPSP0000"}}"#) == (.control, "H0STASP0"))
+        #expect(RecordedKind.inbound("{oops") == (.control, nil))
+        #expect(RecordedKind.inbound("<html>") == (.unknown, nil))
+        #expect(RecordedKind.inbound("") == (.unknown, nil))
+    }
+}
