@@ -247,8 +247,15 @@ struct Info: ParsableCommand {
         }
         print("rows: \(extent.rows), from \(extent.first.map { TimeParsing.iso8601(nanoseconds: $0) } ?? "-") to \(extent.last.map { TimeParsing.iso8601(nanoseconds: $0) } ?? "-")")
         var kinds: [String: Int] = [:]
-        try reader.forEach { kinds["\($0.kind.direction.rawValue)/\($0.kind.name)", default: 0] += 1 }
+        var markers: [String] = []
+        try reader.forEach { m in
+            kinds["\(m.kind.direction.rawValue)/\(m.kind.name)", default: 0] += 1
+            if [.connect, .disconnect, .reconnect, .gap].contains(m.kind) {
+                markers.append("  \(TimeParsing.iso8601(nanoseconds: m.receivedAt)) (\(m.receivedAt)) \(m.kind.name) \(m.body)")
+            }
+        }
         print("kinds: " + kinds.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        if !markers.isEmpty { print("connection markers:\n" + markers.joined(separator: "\n")) }
         let problems = try reader.integrityProblems()
         print("integrity: " + (problems.isEmpty ? "ok" : problems.joined(separator: "; ")))
         if !problems.isEmpty { throw ExitCode(1) }
