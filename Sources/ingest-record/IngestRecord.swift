@@ -1,14 +1,14 @@
 import ArgumentParser
 import Foundation
 import IngestCore
+import Logging
 
 @main
-struct IngestRecord: ParsableCommand {
+struct IngestRecord: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest-record",
         abstract: "Capture raw KIS traffic with nanosecond receive times into SQLite recordings.",
-        discussion: "Live capture from a KIS WebSocket arrives with the live-session issue; recordings come from import and synth today.",
-        subcommands: [Import.self, Export.self, Synth.self, Info.self]
+        subcommands: [Live.self, Import.self, Export.self, Synth.self, Info.self]
     )
 }
 
@@ -259,5 +259,29 @@ struct Info: ParsableCommand {
         let problems = try reader.integrityProblems()
         print("integrity: " + (problems.isEmpty ? "ok" : problems.joined(separator: "; ")))
         if !problems.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct Live: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Capture a live KIS session into a recording (no Kafka): both directions, with markers.",
+        discussion: "Configured like ingestd (KIS_*, REDIS_*; Kafka is not used). SIGINT/SIGTERM closes the recording cleanly."
+    )
+
+    @Option(name: .long, help: "Output recording (must not exist).")
+    var out: String
+
+    func run() async throws {
+        ProgramSupport.bootstrapLogging()
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+        let live = try LiveSession(configuration: configuration, producer: nil, recordPath: out, logger: Logger(label: "ingest-record"))
+        let code = await live.runUntilSignalled()
+        if code != 0 { throw ExitCode(code) }
     }
 }

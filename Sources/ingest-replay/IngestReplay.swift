@@ -2,7 +2,7 @@ import ArgumentParser
 import IngestCore
 
 @main
-struct IngestReplay: ParsableCommand {
+struct IngestReplay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingest-replay",
         abstract: "Decode KIS messages and replay recordings through the same parser and Kafka producer as ingestd.",
@@ -11,7 +11,7 @@ struct IngestReplay: ParsableCommand {
             KAFKA_TOPIC_DEADLETTER, KAFKA_TOPIC_NOTICE (unset: notices are not published), KAFKA_TOPIC_PREFIX, \
             KAFKA_PROPERTY_* (any librdkafka property, e.g. KAFKA_PROPERTY_LINGER_MS=20), LOG_LEVEL.
             """,
-        subcommands: [Replay.self, Decode.self, Consume.self],
+        subcommands: [Replay.self, Decode.self, Consume.self, Serve.self],
         defaultSubcommand: Replay.self
     )
 }

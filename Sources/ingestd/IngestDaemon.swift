@@ -1,23 +1,48 @@
 import ArgumentParser
+import Dispatch
+import Foundation
 import IngestCore
+import Logging
 
 @main
-struct IngestDaemon: ParsableCommand {
+struct IngestDaemon: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingestd",
         abstract: "The live daemon: KIS WebSocket → parser → market.tick / market.orderbook on Kafka, keyed by symbol.",
-        discussion: "The live session arrives with issue 4; today this checks the environment (librdkafka ≥ 2.2)."
+        discussion: """
+            Configuration comes from the environment: KIS_API_KEY, KIS_API_SECRET, KIS_SUBSCRIPTIONS (required), \
+            KIS_WEBSOCKET_URL, KIS_API_URL, KIS_RECONNECT_RETRIES (0 = unlimited), KIS_RECONNECT_DELAY, \
+            KIS_HEARTBEAT_INTERVAL (watchdog), KIS_MESSAGE_BUFFER_SIZE, KIS_TOKEN_CACHE_TTL, KIS_TOKEN_REFRESH_BEFORE, \
+            REDIS_HOST/PORT/PASSWORD/DB, KAFKA_BROKERS, KAFKA_TOPIC_*, KAFKA_PROPERTY_*, LOG_LEVEL. See README.md. \
+            Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 on a start-up failure, 2 for bad \
+            configuration, 3 when KIS_RECONNECT_RETRIES attempts in a row failed.
+            """
     )
 
-    @Flag(help: "Check that the loaded librdkafka is usable and print its version.")
+    @Option(help: "Also record the session (both directions, markers) into this new SQLite file.")
+    var record: String?
+
+    @Flag(help: "Check that the loaded librdkafka is usable, print its version and exit.")
     var checkLibrdkafka = false
 
-    func run() throws {
+    func run() async throws {
+        ProgramSupport.bootstrapLogging()
         ProgramSupport.requireSupportedLibrdkafka()
         if checkLibrdkafka {
             print("librdkafka \(RdKafkaVersion.loaded.text): ok (need ≥ \(RdKafkaVersion.describe(RdKafkaVersion.minimum)))")
             return
         }
-        print(Self.helpMessage())
+        let logger = Logger(label: "ingestd")
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+        let producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kis.kafka"))
+        let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
+        let code = await live.runUntilSignalled()
+        if code != 0 { throw ExitCode(code) }
     }
 }

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Everything `ingestd` and `ingest-record live` read from the environment, validated before anything connects.
+public struct DaemonConfiguration: Sendable {
+    public var credentials: KISCredentials
+    public var session: SessionConfiguration
+    /// `KIS_API_URL`.
+    public var restEndpoint: Endpoint
+    /// `KIS_MESSAGE_BUFFER_SIZE`.
+    public var bufferSize: Int
+    /// `KIS_TOKEN_CACHE_TTL`, `KIS_TOKEN_REFRESH_BEFORE`.
+    public var tokenCacheTTL: Duration
+    public var tokenRefreshBefore: Duration
+    /// `REDIS_HOST` (empty: no Redis), `REDIS_PORT`, `REDIS_PASSWORD`, `REDIS_DB`.
+    public var redis: RedisConfiguration?
+    public var kafka: KafkaConfiguration
+    public var topics: TopicConfiguration
+    /// `KAFKA_TOPIC_STATUS`, default `market.status`.
+    public var statusTopic: String
+    /// `KAFKA_FLUSH_TIMEOUT`: how long shutdown waits for Kafka deliveries.
+    public var flushTimeout: Duration
+
+    /// Reads and validates; throws one `ConfigurationError` line naming the variable, the bad value and an example.
+    public init(environment env: [String: String]) throws(ConfigurationError) {
+        func value(_ name: String) -> String? {
+            guard let v = env[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        func required(_ name: String, _ example: String) throws(ConfigurationError) -> String {
+            guard let v = value(name) else { throw ConfigurationError("\(name) is not set: it is required (example: \(name)=\(example))") }
+            return v
+        }
+        func duration(_ name: String, _ fallback: Duration) throws(ConfigurationError) -> Duration {
+            guard let text = value(name) else { return fallback }
+            guard let d = TimeParsing.duration(text), d > .zero else {
+                throw ConfigurationError("\(name)=\"\(text)\" is not a positive duration (examples: 5s, 10m, 24h)")
+            }
+            return d
+        }
+        func integer(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let n = Int(text), range.contains(n) else {
+                throw ConfigurationError("\(name)=\"\(text)\" is not a whole number from \(range.lowerBound) to \(range.upperBound) (example: \(name)=\(fallback))")
+            }
+            return n
+        }
+        func flag(_ name: String, _ fallback: Bool) throws(ConfigurationError) -> Bool {
+            guard let text = value(name)?.lowercased() else { return fallback }
+            switch text {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ConfigurationError("\(name)=\"\(text)\" is not true or false")
+            }
+        }
+        func endpoint(_ name: String, _ fallback: String) throws(ConfigurationError) -> Endpoint {
+            let text = value(name) ?? fallback
+            do { return try Endpoint(text) } catch { throw ConfigurationError("\(name): \(error.message)") }
+        }
+
+        credentials = KISCredentials(appKey: try required("KIS_API_KEY", "PSxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+                                     appSecret: try required("KIS_API_SECRET", "<the 180-character app secret>"))
+        let ws = try endpoint("KIS_WEBSOCKET_URL", "ws://ops.koreainvestment.com:21000/tryitout")
+        guard ws.isWebSocket else { throw ConfigurationError("KIS_WEBSOCKET_URL=\"\(ws)\" must start with ws:// or wss://") }
+        restEndpoint = try endpoint("KIS_API_URL", "https://openapi.koreainvestment.com:9443")
+        guard !restEndpoint.isWebSocket else { throw ConfigurationError("KIS_API_URL=\"\(restEndpoint)\" must start with http:// or https://") }
+        let subscriptions = try Subscription.parseList(try required("KIS_SUBSCRIPTIONS", "H0STCNT0:005930,H0STASP0:005930"))
+        guard subscriptions.count <= Subscription.perSessionLimit else {
+            throw ConfigurationError("KIS_SUBSCRIPTIONS has \(subscriptions.count) registrations; one KIS session allows \(Subscription.perSessionLimit) (trades + books + notices together): remove \(subscriptions.count - Subscription.perSessionLimit) or use more app keys")
+        }
+        let custType = value("KIS_CUSTTYPE") ?? "P"
+        guard custType == "P" || custType == "B" else { throw ConfigurationError("KIS_CUSTTYPE=\"\(custType)\" must be P (individual) or B (corporate)") }
+        let retries = try integer("KIS_RECONNECT_RETRIES", 5, 0...1_000_000)
+        let tls = TLSOptions(caFile: value("KIS_TLS_CA_FILE"), insecure: try flag("KIS_TLS_INSECURE", false))
+        if let ca = tls.caFile, !FileManager.default.isReadableFile(atPath: ca) {
+            throw ConfigurationError("KIS_TLS_CA_FILE=\"\(ca)\" is not a readable file")
+        }
+        let delay = try duration("KIS_RECONNECT_DELAY", .seconds(1))
+        session = SessionConfiguration(
+            endpoint: ws, subscriptions: subscriptions, custType: custType, reconnectDelay: delay,
+            reconnectMaxDelay: max(delay, try duration("KIS_RECONNECT_MAX_DELAY", .seconds(30))),
+            maxAttempts: retries == 0 ? nil : retries, watchdog: try duration("KIS_HEARTBEAT_INTERVAL", .seconds(150)),
+            subscribePace: try duration("KIS_SUBSCRIBE_INTERVAL", .milliseconds(200)),
+            inUseBackoff: try duration("KIS_IN_USE_BACKOFF", .seconds(30)), tls: tls,
+            echoPingPong: try flag("KIS_PINGPONG_ECHO", true))
+        bufferSize = try integer("KIS_MESSAGE_BUFFER_SIZE", 10_000, 1...100_000_000)
+        tokenCacheTTL = try duration("KIS_TOKEN_CACHE_TTL", .seconds(23 * 3600))
+        tokenRefreshBefore = try duration("KIS_TOKEN_REFRESH_BEFORE", .seconds(3600))
+        if let host = value("REDIS_HOST") {
+            if try flag("REDIS_TLS", false) {
+                throw ConfigurationError("REDIS_TLS=true: the hiredis of this platform (Debian bookworm, 0.14) has no TLS; reach Redis through a TLS tunnel (stunnel, spiped) on localhost and set REDIS_TLS=false")
+            }
+            redis = RedisConfiguration(host: host, port: try integer("REDIS_PORT", 6379, 1...65535), password: value("REDIS_PASSWORD"),
+                                       database: try integer("REDIS_DB", 0, 0...15))
+        } else {
+            redis = nil
+        }
+        kafka = KafkaConfiguration(environment: env)
+        topics = TopicConfiguration(environment: env)
+        statusTopic = value("KAFKA_TOPIC_STATUS") ?? "market.status"
+        flushTimeout = try duration("KAFKA_FLUSH_TIMEOUT", .seconds(10))
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+public import Logging
+import Synchronization
+
+/// The processing side of the live path: drains the `FrameBuffer` on its own thread through the same
+/// `FramePipeline` and `KafkaProducer` the replayer uses.
+public final class IngestEngine: @unchecked Sendable {
+    // @unchecked: `pipeline` is touched by the processing thread only; counters are guarded.
+    private let buffer: FrameBuffer
+    private let producer: KafkaProducer?
+    private var pipeline: FramePipeline
+    private let logger: Logger
+    private let done = DispatchSemaphore(value: 0)
+    private let statsLock = Mutex(PipelineStats())
+    private let sendFailures = Atomic<Int>(0)
+
+    public init(buffer: FrameBuffer, producer: KafkaProducer?, topics: TopicConfiguration, logger: Logger) {
+        self.buffer = buffer
+        self.producer = producer
+        self.pipeline = FramePipeline(topics: topics)
+        self.logger = logger
+    }
+
+    public func start() {
+        let thread = Thread { [self] in
+            while let item = buffer.pop() { process(item) }
+            statsLock.withLock { $0 = pipeline.stats }
+            done.signal()
+        }
+        thread.name = "ingest-pipeline"
+        thread.start()
+    }
+
+    private func process(_ item: InboundItem) {
+        switch item {
+        case .connected:
+            pipeline.resetKeys()
+        case .message(let text, let receivedAt):
+            pipeline.process(text, receivedAt: receivedAt) { output in
+                guard let producer, let record = KafkaRecord(output) else { return }
+                do {
+                    try producer.sendWaiting(record)
+                } catch {
+                    sendFailures.add(1, ordering: .relaxed)
+                    logger.error("could not hand a message to Kafka", metadata: ["topic": "\(record.topic)", "error": "\(error)"])
+                }
+            }
+            if pipeline.stats.messages & 0x3FF == 0 { statsLock.withLock { $0 = pipeline.stats } }
+        }
+    }
+
+    /// Waits until the buffer is closed and drained.
+    public func waitDrained() { done.wait() }
+
+    public var stats: PipelineStats { statsLock.withLock { $0 } }
+    public var kafkaSendFailures: Int { sendFailures.load(ordering: .relaxed) }
+}
