@@ -225,7 +225,7 @@ public final class KISServer: @unchecked Sendable {
             return (.ok, "{\"approval_key\":\"\(key)\"}")
         case (.POST, "/oauth2/revokeP"):
             return (.ok, "{\"code\":200,\"message\":\"접근토큰 폐기에 성공하였습니다\"}")
-        case (.GET, "/admin/status"):
+        case (.GET, "/admin/status"), (.POST, "/admin/status"):
             return (.ok, status.json)
         case (.POST, "/admin/fault"):
             return fault(object)

@@ -149,7 +149,6 @@ public final class KISSession: @unchecked Sendable {
             }
             if Task.isCancelled { break }
             let now = wallClockNanoseconds()
-            _ = now
             if disconnectedAt == nil || state.withLock({ $0.dataSinceConnect }) { disconnectedAt = now }
             setStatus(.disconnected)
             emit(.disconnected, reason: reason)
