@@ -53,18 +53,19 @@ final class ServeProcess: @unchecked Sendable {
         self.port = try #require(port, "serve did not start: \(background.output)")
     }
 
-    var base: String { "http://127.0.0.1:\(port)" }
+    var tls: TLSOptions? = nil
+    var base: String { tls == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)" }
     var ws: String { "ws://127.0.0.1:\(port)/tryitout" }
 
     func status() async throws -> [String: Any] {
-        let r = try await HTTPClient.post(try Endpoint(base), path: "/admin/status", json: "{}")
+        let r = try await HTTPClient.post(try Endpoint(base), path: "/admin/status", json: "{}", tls: tls ?? TLSOptions())
         return try #require(try JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any], "status: \(r.body)")
     }
 
     func int(_ key: String) async throws -> Int { try await status()[key] as? Int ?? -1 }
 
     func fault(_ action: String, seconds: Double = 0) async throws {
-        let r = try await HTTPClient.post(try Endpoint(base), path: "/admin/fault", json: "{\"action\":\"\(action)\",\"seconds\":\(seconds)}")
+        let r = try await HTTPClient.post(try Endpoint(base), path: "/admin/fault", json: "{\"action\":\"\(action)\",\"seconds\":\(seconds)}", tls: tls ?? TLSOptions())
         #expect(r.status == 200, "\(r.body)")
     }
 

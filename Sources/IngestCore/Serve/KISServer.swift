@@ -327,6 +327,7 @@ final class ServeConnection: @unchecked Sendable {
         var echoDeadline: ContinuousClock.Instant?
         var closed = false
         var playing = false
+        var rejectedInUse = false
     }
     let state = Mutex(State())
 
@@ -449,14 +450,16 @@ final class ServeConnection: @unchecked Sendable {
         }
         // One session per app key.
         let me = ObjectIdentifier(self)
+        let alreadyRejected = state.withLock { s in defer { s.rejectedInUse = true }; return s.rejectedInUse }
         let inUse = server.shared.withLock { s -> Bool in
             if let holder = s.activeSession[app], holder != me, s.connections[holder] != nil {
-                s.status.rejectedInUse += 1
+                if !alreadyRejected { s.status.rejectedInUse += 1 }  // counted per connection
                 return true
             }
             s.activeSession[app] = me
             return false
         }
+        if !inUse { state.withLock { $0.rejectedInUse = false } }
         if inUse {
             sendText("{\"header\":{\"tr_id\":\"(null)\",\"tr_key\":\"\",\"encrypt\":\"N\"},\"body\":{\"rt_cd\":\"9\",\"msg_cd\":\"OPSP8996\",\"msg1\":\"ALREADY IN USE appkey\"}}")
             channel.eventLoop.scheduleTask(in: .milliseconds(200)) { [self] in closeGracefully() }

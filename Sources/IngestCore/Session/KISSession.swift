@@ -176,8 +176,8 @@ public final class KISSession: @unchecked Sendable {
         let base = configuration.reconnectDelay.nanosecondsDouble
         let cap = configuration.reconnectMaxDelay.nanosecondsDouble
         let ceiling = min(cap, base * pow(2, Double(min(attempt - 1, 30))))
-        var ns = Double.random(in: (ceiling / 2)...max(ceiling / 2, ceiling))
-        ns = max(ns, 100_000_000)
+        // Full jitter: uniform in [0, ceiling]; the 100 ms floor keeps even an unlucky draw from spinning.
+        let ns = max(Double.random(in: 0...ceiling), 100_000_000)
         let floor = state.withLock { st in defer { st.minimumBackoff = .zero }; return st.minimumBackoff }
         return max(.nanoseconds(Int64(ns)), floor)
     }

@@ -1,0 +1,126 @@
+import Foundation
+import IngestCore
+import Testing
+
+@Suite(.serialized) struct DaemonFaultTests {
+    /// Two daemons with the same app key sharing one Redis: one token between them; the second WebSocket session is
+    /// refused with OPSP8996 and backs off instead of looping.
+    @Test func twoDaemonsShareOneToken() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(fixtureSession, ["--speed", "2"], in: dir)
+        let app = "PStwo\(UUID().uuidString.prefix(6))"
+        let env = try daemonEnvironment(serve: serve, appKey: app, prefix: LocalServices.uniquePrefix("two"), extra: ["KIS_IN_USE_BACKOFF": "5s"])
+        let a = try Background(try Binaries.url("ingestd"), [], environment: env, log: dir.appendingPathComponent("a.log"))
+        let b = try Background(try Binaries.url("ingestd"), [], environment: env, log: dir.appendingPathComponent("b.log"))
+        #expect(try await waitUntil(15) { try await serve.int("rejected_in_use") >= 1 }, "\(a.output)\n\(b.output)")
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await serve.int("tokens_issued") == 1)
+        #expect(try await serve.int("tokens_refused") == 0)
+        #expect(try await serve.int("rejected_in_use") <= 2, "the refused daemon backs off (≥ 5 s) instead of looping")
+        let sent = try await serve.int("frames_sent")
+        #expect(sent > 0)
+        #expect(a.stop() == 0)
+        #expect(b.stop() == 0)
+        let both = a.output + b.output
+        #expect(both.contains("ALREADY IN USE appkey"))
+        #expect(both.contains("another process holds the token lock") || both.components(separatedBy: "issued an access token").count == 2)
+    }
+
+    /// Redis killed mid-run does not stop ingestion; the daemon keeps its in-memory credentials and says so.
+    @Test func redisKilledMidRun() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = Int.random(in: 26000...29000)
+        let redis = try Background(URL(fileURLWithPath: "/usr/bin/redis-server"),
+                                   ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                   log: dir.appendingPathComponent("redis.log"))
+        try await Task.sleep(for: .milliseconds(500))
+        let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
+        let prefix = LocalServices.uniquePrefix("redis")
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: "PSredis\(UUID().uuidString.prefix(6))", prefix: prefix,
+                                                                       extra: ["REDIS_PORT": String(port)]),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        #expect(try await waitUntil(15) { try await serve.int("frames_sent") > 100 })
+        redis.stop(signal: SIGKILL)
+        let before = try await serve.int("frames_sent")
+        #expect(try await waitUntil(15) { try await serve.int("frames_sent") > before + 300 }, "ingestion continues without Redis")
+        #expect(try await serve.int("connections") == 1)
+        #expect(daemon.stop() == 0)
+        let got = try KafkaConsumer(brokers: try LocalServices.kafkaBrokers).readAll([prefix + "market.tick"], idle: .seconds(3))
+        #expect(got.count > 300)
+    }
+
+    /// EGW00133 (tokens refused) is handled without a tight loop, and the WebSocket session is not affected.
+    @Test func refusedTokensDoNotLoop() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
+        try await serve.fault("refuse-tokens", seconds: 120)
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: "PSegw\(UUID().uuidString.prefix(6))", prefix: LocalServices.uniquePrefix("egw")),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        try await Task.sleep(for: .seconds(5))
+        #expect(try await serve.int("tokens_refused") == 1, "one attempt, then at least a minute of waiting")
+        #expect(try await serve.int("frames_sent") > 100, "market data flows regardless")
+        #expect(daemon.stop() == 0)
+        #expect(daemon.output.contains("EGW00133"))
+    }
+
+    /// A stale approval key (OPSP0011) triggers exactly one fresh issuance and a reconnect.
+    @Test func staleApprovalKey() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: "PSstale\(UUID().uuidString.prefix(6))", prefix: LocalServices.uniquePrefix("stale")),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        #expect(try await waitUntil(15) { try await serve.int("frames_sent") > 50 })
+        #expect(try await serve.int("approval_keys_issued") == 1)
+        try await serve.fault("forget-approval-keys")
+        try await serve.fault("drop")
+        #expect(try await waitUntil(20) { 
+            let issued = try await serve.int("approval_keys_issued")
+            let open = try await serve.int("connections")
+            return issued == 2 && open == 1
+        }, "\(daemon.output)")
+        let sent = try await serve.int("frames_sent")
+        #expect(try await waitUntil(15) { try await serve.int("frames_sent") > sent + 50 })
+        #expect(try await serve.int("approval_keys_issued") == 2)
+        #expect(daemon.stop() == 0)
+        #expect(daemon.output.contains("OPSP0011"))
+    }
+
+    /// `wss://` and `https://` with a self-signed certificate trusted through KIS_TLS_CA_FILE; `ingest-record live`
+    /// captures the session without Kafka.
+    @Test func tlsAndLiveCapture() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cert = dir.appendingPathComponent("cert.pem").path
+        let key = dir.appendingPathComponent("key.pem").path
+        let gen = try Binaries.run(URL(fileURLWithPath: "/usr/bin/openssl"), [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+        ])
+        #expect(gen.status == 0, "\(gen.stderr)")
+        let serve = try ServeProcess(fixtureSession, ["--tls-cert", cert, "--tls-key", key], in: dir)
+        serve.tls = TLSOptions(caFile: cert)
+        let rec = dir.appendingPathComponent("capture.sqlite").path
+        var env = try daemonEnvironment(serve: serve, appKey: "PStls\(UUID().uuidString.prefix(6))", prefix: "")
+        env["KIS_WEBSOCKET_URL"] = "wss://localhost:\(serve.port)/tryitout"
+        env["KIS_API_URL"] = "https://localhost:\(serve.port)"
+        env["KIS_TLS_CA_FILE"] = cert
+        let capture = try Background(try Binaries.url("ingest-record"), ["live", "--out", rec], environment: env,
+                                     log: dir.appendingPathComponent("capture.log"))
+        #expect(try await waitUntil(30) { try await serve.status()["done"] as? Bool == true }, "\(capture.output)")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(capture.stop() == 0, "\(capture.output)")
+        let rows = try RecordingReader(path: rec).all()
+        #expect(rows.filter { $0.kind == .data }.count == 4414)
+        #expect(rows.filter { $0.kind == .subscribe }.count == 6)
+        #expect(rows.first?.kind == .start && rows.last?.kind == .stop)
+        #expect(rows.allSatisfy { !$0.body.contains("test-secret") })
+        #expect(try RecordingReader(path: rec).sessions.first?.endReason == "shutdown")
+    }
+}
