@@ -13,7 +13,8 @@ struct IngestDaemon: AsyncParsableCommand {
             Configuration comes from the environment: KIS_API_KEY, KIS_API_SECRET, KIS_SUBSCRIPTIONS (required), \
             KIS_WEBSOCKET_URL, KIS_API_URL, KIS_RECONNECT_RETRIES (0 = unlimited), KIS_RECONNECT_DELAY, \
             KIS_HEARTBEAT_INTERVAL (watchdog), KIS_MESSAGE_BUFFER_SIZE, KIS_TOKEN_CACHE_TTL, KIS_TOKEN_REFRESH_BEFORE, \
-            REDIS_HOST/PORT/PASSWORD/DB, KAFKA_BROKERS, KAFKA_TOPIC_*, KAFKA_PROPERTY_*, LOG_LEVEL. See README.md. \
+            REDIS_HOST/PORT/PASSWORD/DB, KAFKA_BROKERS, KAFKA_TOPIC_*, KAFKA_PROPERTY_*, METRICS_ADDRESS (default 127.0.0.1:9464, off to disable), \
+            LOG_LEVEL. See README.md. \
             Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 on a start-up failure, 2 for bad \
             configuration, 3 when KIS_RECONNECT_RETRIES attempts in a row failed.
             """
@@ -42,7 +43,18 @@ struct IngestDaemon: AsyncParsableCommand {
         }
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kis.kafka"))
         let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
+        var endpoints: HTTPEndpointServer?
+        if let (host, port) = configuration.metricsAddress {
+            do {
+                endpoints = try await live.startEndpoints(host: host, port: port)
+                logger.info("metrics and health on http://\(host):\(endpoints!.port)/metrics, /healthz, /readyz")
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         let code = await live.runUntilSignalled()
+        await endpoints?.stop()
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -81,6 +81,32 @@ import Testing
         #expect(fromText.stdout.split(separator: "\n").count == 3)
     }
 
+    /// `LOG_FORMAT=json` lines in the seed's shape; KIS unreachable → retries run out → exit 3, secrets nowhere.
+    @Test func jsonLogsAndRetriesExhausted() throws {
+        let r = try Binaries.run(try Binaries.url("ingestd"), [], environment: [
+            "LOG_FORMAT": "json", "SERVICE_NAME": "kis-test", "ENVIRONMENT": "ci", "KIS_API_KEY": "PSjsonSECRETappkey",
+            "KIS_API_SECRET": "json-secret-value", "KIS_SUBSCRIPTIONS": "H0STCNT0:005930", "KIS_WEBSOCKET_URL": "ws://127.0.0.1:1/x",
+            "KIS_API_URL": "http://127.0.0.1:1", "KIS_RECONNECT_RETRIES": "2", "KIS_RECONNECT_DELAY": "100ms",
+            "METRICS_ADDRESS": "off", "KAFKA_BROKERS": try LocalServices.kafkaBrokers,
+        ])
+        #expect(r.status == 3, "\(r.stderr)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count >= 5)
+        for line in lines {
+            let o = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+            #expect(o["service"] as? String == "kis-test")
+            #expect(o["env"] as? String == "ci")
+            #expect(["info", "notice", "warning", "error", "critical"].contains(o["level"] as? String ?? ""))
+            #expect((o["time"] as? String)?.hasSuffix("Z") == true)
+            #expect(o["message"] is String)
+        }
+        #expect(r.stderr.contains("gave up after 2 reconnect attempts"))
+        #expect(!r.stderr.contains("PSjsonSECRETappkey") && !r.stderr.contains("json-secret-value"))
+        let bad = try Binaries.run(try Binaries.url("ingestd"), [], environment: ["LOG_LEVEL": "loud"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("LOG_LEVEL=\"loud\""))
+    }
+
     /// Bad arguments get one clear line and a non-zero exit, never a crash.
     @Test func badArguments() throws {
         let replay = try Binaries.url("ingest-replay")

@@ -94,6 +94,26 @@ import Testing
         #expect(daemon.output.contains("OPSP0011"))
     }
 
+    /// OPSP0007 SUBSCRIBE INTERNAL ERROR: that registration is retried after a backoff and then subscribed.
+    @Test func internalSubscribeErrorIsRetried() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
+        let r = try await HTTPClient.post(try Endpoint(serve.base), path: "/admin/fault", json: "{\"action\":\"subscribe-errors\",\"count\":2}")
+        #expect(r.status == 200)
+        let prefix = LocalServices.uniquePrefix("opsp0007")
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: "PS0007\(UUID().uuidString.prefix(6))", prefix: prefix),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        // 6 registrations: 2 refused, each retried once (2 s later) → 8 subscribe requests, all 6 subscribed.
+        #expect(try await waitUntil(20) { try await serve.int("subscribes") == 6 }, "\(daemon.output)")
+        try await Task.sleep(for: .seconds(1))
+        #expect(daemon.stop() == 0)
+        #expect(daemon.output.contains("OPSP0007"))
+        let status = try KafkaConsumer(brokers: try LocalServices.kafkaBrokers).readAll([prefix + "market.status"], idle: .seconds(3))
+        #expect(status.contains { String(decoding: $0.value, as: UTF8.self).contains("\"event\":\"subscribed\"") })
+    }
+
     /// `wss://` and `https://` with a self-signed certificate trusted through KIS_TLS_CA_FILE; `ingest-record live`
     /// captures the session without Kafka.
     @Test func tlsAndLiveCapture() async throws {

@@ -79,7 +79,7 @@ func daemonEnvironment(serve: ServeProcess, appKey: String, prefix: String, extr
         "KIS_SUBSCRIPTIONS": "H0STCNT0:005930|000660|035720,H0STASP0:005930|000660|035720",
         "KAFKA_BROKERS": try LocalServices.kafkaBrokers, "KAFKA_TOPIC_PREFIX": prefix,
         "REDIS_HOST": "127.0.0.1", "REDIS_PORT": String(try LocalServices.redisPort), "LOG_LEVEL": "info",
-        "KIS_RECONNECT_DELAY": "200ms", "KIS_RECONNECT_MAX_DELAY": "1s",
+        "KIS_RECONNECT_DELAY": "200ms", "KIS_RECONNECT_MAX_DELAY": "1s", "METRICS_ADDRESS": "off",
     ].merging(extra) { _, new in new }
 }
 

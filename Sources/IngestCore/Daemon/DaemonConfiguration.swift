@@ -19,6 +19,8 @@ public struct DaemonConfiguration: Sendable {
     public var statusTopic: String
     /// `KAFKA_FLUSH_TIMEOUT`: how long shutdown waits for Kafka deliveries.
     public var flushTimeout: Duration
+    /// `METRICS_ADDRESS` (`host:port`, default `127.0.0.1:9464`; `off` disables): `/metrics`, `/healthz`, `/readyz`.
+    public var metricsAddress: (host: String, port: Int)?
 
     /// Reads and validates; throws one `ConfigurationError` line naming the variable, the bad value and an example.
     public init(environment env: [String: String]) throws(ConfigurationError) {
@@ -98,5 +100,13 @@ public struct DaemonConfiguration: Sendable {
         topics = TopicConfiguration(environment: env)
         statusTopic = value("KAFKA_TOPIC_STATUS") ?? "market.status"
         flushTimeout = try duration("KAFKA_FLUSH_TIMEOUT", .seconds(10))
+        let metrics = value("METRICS_ADDRESS") ?? "127.0.0.1:9464"
+        if metrics.lowercased() == "off" {
+            metricsAddress = nil
+        } else {
+            guard let colon = metrics.lastIndex(of: ":"), let port = Int(metrics[metrics.index(after: colon)...]), (0...65535).contains(port)
+            else { throw ConfigurationError("METRICS_ADDRESS=\"\(metrics)\" is not HOST:PORT or off (example: METRICS_ADDRESS=0.0.0.0:9464)") }
+            metricsAddress = (String(metrics[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port)
+        }
     }
 }

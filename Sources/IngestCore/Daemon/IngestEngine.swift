@@ -45,7 +45,8 @@ public final class IngestEngine: @unchecked Sendable {
                     logger.error("could not hand a message to Kafka", metadata: ["topic": "\(record.topic)", "error": "\(error)"])
                 }
             }
-            if pipeline.stats.messages & 0x3FF == 0 { statsLock.withLock { $0 = pipeline.stats } }
+            // Publish a snapshot for metrics every 256 messages and whenever the buffer runs dry.
+            if pipeline.stats.messages & 0xFF == 0 || buffer.count == 0 { statsLock.withLock { $0 = pipeline.stats } }
         }
     }
 

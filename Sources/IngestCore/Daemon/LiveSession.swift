@@ -104,6 +104,8 @@ public final class LiveSession: @unchecked Sendable {
     }
 
     public var sessionCounters: SessionCounters { session.counters }
+    public var connectionStatus: ConnectionStatus { session.status }
+    public var secondsSinceLastMessage: Double { session.secondsSinceLastMessage }
     public var pipelineStats: PipelineStats { engine.stats }
     public var credentialCounters: CredentialCounters { credentials.snapshot }
 }

@@ -177,6 +177,14 @@ public final class KafkaProducer: Sendable {
         return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
+    /// `true` when a broker answers a metadata request within `timeout` (blocks the caller).
+    public func brokersReachable(timeout: Duration) -> Bool {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(handle.pointer, 0, nil, &metadata, timeout.milliseconds32)
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
     /// Creates topics (ignoring ones that exist) with the given partition counts; waits at most `timeout`.
     public func createTopics(_ topics: [(name: String, partitions: Int)], timeout: Duration = .seconds(10))
         throws(KafkaError)

@@ -88,6 +88,7 @@ public final class KISServer: @unchecked Sendable {
         var cursor: [String: Int] = [:]  // app key → next frame
         var connections: [ObjectIdentifier: ServeConnection] = [:]
         var refuseTokensUntil: ContinuousClock.Instant?
+        var subscribeErrors = 0
         var silentUntil: ContinuousClock.Instant?
     }
     let shared = Mutex(Shared())
@@ -238,7 +239,8 @@ public final class KISServer: @unchecked Sendable {
         "{\"error_description\":\"\(text)\",\"error_code\":\"\(code)\"}"
     }
 
-    /// Fault injection: `{"action": "close" | "drop" | "silence" | "malformed" | "refuse-tokens" | "forget-approval-keys", "seconds": N}`.
+    /// Fault injection: `{"action": "close" | "drop" | "silence" | "malformed" | "refuse-tokens" | "forget-approval-keys" |
+    /// "subscribe-errors", "seconds": N, "count": N}`.
     func fault(_ o: [String: Any]) -> (HTTPResponseStatus, String) {
         let action = o["action"] as? String ?? ""
         let seconds = (o["seconds"] as? NSNumber)?.doubleValue ?? 0
@@ -255,8 +257,9 @@ public final class KISServer: @unchecked Sendable {
             }
         case "refuse-tokens": shared.withLock { $0.refuseTokensUntil = .now + .milliseconds(Int64(seconds * 1000)) }
         case "forget-approval-keys": shared.withLock { $0.approvalKeys.removeAll() }
+        case "subscribe-errors": shared.withLock { $0.subscribeErrors = (o["count"] as? NSNumber)?.intValue ?? 1 }
         default:
-            return (.badRequest, "{\"error\":\"unknown action \\\"\(action)\\\": use close, drop, silence, malformed, refuse-tokens or forget-approval-keys\"}")
+            return (.badRequest, "{\"error\":\"unknown action \\\"\(action)\\\": use close, drop, silence, malformed, refuse-tokens, forget-approval-keys or subscribe-errors\"}")
         }
         logger.notice("fault injected", metadata: ["action": "\(action)", "seconds": "\(seconds)", "connections": "\(connections.count)"])
         return (.ok, "{\"ok\":true,\"action\":\"\(action)\",\"connections\":\(connections.count)}")
@@ -467,6 +470,15 @@ final class ServeConnection: @unchecked Sendable {
         }
         let pair = Subscription(trID: tr, trKey: key)
         let limit = server.options.registrationLimit
+        let internalError = trType == "1" && server.shared.withLock { s -> Bool in
+            guard s.subscribeErrors > 0 else { return false }
+            s.subscribeErrors -= 1
+            return true
+        }
+        if internalError {
+            sendText(control(tr: tr, key: key, rt: "1", code: "OPSP0007", msg: "SUBSCRIBE INTERNAL ERROR"))
+            return
+        }
         let reply = state.withLock { s -> String in
             s.appKey = app
             if trType == "2" {

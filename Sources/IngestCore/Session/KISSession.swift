@@ -92,6 +92,7 @@ public final class KISSession: @unchecked Sendable {
         var dataSinceConnect = false
         var needNewApprovalKey = false
         var minimumBackoff: Duration = .zero
+        var retries: [Subscription: Int] = [:]
     }
     private let state = Mutex(State())
 
@@ -107,6 +108,8 @@ public final class KISSession: @unchecked Sendable {
     }
 
     public var status: ConnectionStatus { state.withLock { $0.status } }
+    /// Seconds since the last inbound message of any kind (or since the last connect).
+    public var secondsSinceLastMessage: Double { state.withLock { (ContinuousClock.now - $0.lastMessage).nanosecondsDouble / 1e9 } }
     public var counters: SessionCounters { state.withLock { $0.counters } }
     public var session: String { credentials.credentials.fingerprint }
 
@@ -196,6 +199,7 @@ public final class KISSession: @unchecked Sendable {
             $0.connection = connection
             $0.approvalKey = approvalKey
             $0.acked = []
+            $0.retries = [:]
             $0.lastMessage = .now
             $0.dataSinceConnect = false
             $0.counters.connects += 1
@@ -271,6 +275,32 @@ public final class KISSession: @unchecked Sendable {
         }
     }
 
+    /// Server-side refusals (OPSP0007 SUBSCRIBE INTERNAL ERROR and the "resource not available" family) are retried
+    /// for that registration after 2, 4, 8 … s (at most 60 s, five times), on the same connection.
+    private func retryLater(_ pair: Subscription, code: String, connection: WebSocketConnection?) {
+        guard let connection, configuration.subscriptions.contains(pair) else { return }
+        let attempt = state.withLock { st -> Int in
+            st.retries[pair, default: 0] += 1
+            return st.retries[pair]!
+        }
+        guard attempt <= 5 else {
+            logger.error("KIS keeps refusing a registration; giving up on it for this connection", metadata: ["subscription": "\(pair)", "code": "\(code)"])
+            emit(.subscriptionRefused, reason: "\(code) after 5 retries", subscription: pair.description)
+            return
+        }
+        let delay = Duration.seconds(min(60, 1 << attempt))
+        logger.warning("KIS refused a registration for now; retrying", metadata: ["subscription": "\(pair)", "code": "\(code)", "in": "\(delay)"])
+        let custType = configuration.custType
+        Task { [weak self] in
+            try? await Task.sleep(for: delay)
+            guard let self, connection.isOpen else { return }
+            let key = state.withLock { $0.approvalKey }
+            let request = pair.request(approvalKey: key, custType: custType)
+            connection.send(request)
+            recorder?.record(RecordedMessage(receivedAt: wallClockNanoseconds(), kind: .subscribe, trID: pair.trID, body: request))
+        }
+    }
+
     private func handle(_ c: ControlMessage, connection: WebSocketConnection?) {
         let code = c.code
         state.withLock { $0.counters.controlByCode[code, default: 0] += 1 }
@@ -312,7 +342,9 @@ public final class KISSession: @unchecked Sendable {
                     "code": "\(code)", "message": "\(c.messageText ?? "")", "tr_id": "\(c.trID ?? "")", "tr_key": "\(c.trKey ?? "")",
                     "rt_cd": "\(c.resultCode ?? "")",
                 ])
-                if !["OPSP0007", "OPSP8999", "OPSP9993", "OPSP9995"].contains(code) && !pair.trID.isEmpty {
+                if ["OPSP0007", "OPSP8999", "OPSP9993", "OPSP9995"].contains(code) {
+                    retryLater(pair, code: code, connection: connection)
+                } else if !pair.trID.isEmpty {
                     emit(.subscriptionRefused, reason: "\(code) \(c.messageText ?? "")", subscription: pair.description)
                 }
             }

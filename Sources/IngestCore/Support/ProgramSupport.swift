@@ -3,11 +3,30 @@ public import Logging
 
 /// Start-up chores shared by the three programs.
 public enum ProgramSupport {
-    /// Logs to standard error at `LOG_LEVEL` (default `info`).
+    /// Logs to standard error at `LOG_LEVEL` (`trace` … `critical`, default `info`), as `LOG_FORMAT` `console`
+    /// (default) or `json` (the seed's shape, with `SERVICE_NAME` and `ENVIRONMENT`). A bad value exits with status 2
+    /// and one line naming it.
     public static func bootstrapLogging() {
         let environment = ProcessInfo.processInfo.environment
-        let level = environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+        let levelText = environment["LOG_LEVEL"]?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        let level: Logger.Level
+        if levelText.isEmpty {
+            level = .info
+        } else if let l = Logger.Level(rawValue: levelText == "warn" ? "warning" : levelText == "fatal" ? "critical" : levelText) {
+            level = l
+        } else {
+            FileHandle.standardError.write(Data("error: LOG_LEVEL=\"\(levelText)\" is not one of trace, debug, info, notice, warning, error, critical (example: LOG_LEVEL=info)\n".utf8))
+            exit(2)
+        }
+        let format = environment["LOG_FORMAT"]?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        guard ["", "console", "text", "json"].contains(format) else {
+            FileHandle.standardError.write(Data("error: LOG_FORMAT=\"\(format)\" is not json or console (example: LOG_FORMAT=json)\n".utf8))
+            exit(2)
+        }
+        let service = environment["SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "kis-ingest"
+        let env = environment["ENVIRONMENT"].flatMap { $0.isEmpty ? nil : $0 } ?? "development"
         LoggingSystem.bootstrap { label in
+            if format == "json" { return JSONLogHandler(label: label, level: level, service: service, environment: env) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
