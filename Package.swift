@@ -55,15 +55,17 @@ let package = Package(
             dependencies: executableDependencies + [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
+        // The public KIS frame corpus (fixtures/kis-frames), shared by both test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(
             name: "IngestCoreTests",
-            dependencies: ["IngestCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["IngestCore", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
         // Needs the local broker and Redis (scripts/services start); scripts/test provides them.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["IngestCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["IngestCore", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
     ]

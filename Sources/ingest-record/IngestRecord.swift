@@ -273,13 +273,7 @@ struct Live: AsyncParsableCommand {
 
     func run() async throws {
         ProgramSupport.bootstrapLogging()
-        let configuration: DaemonConfiguration
-        do {
-            configuration = try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        }
+        let configuration = DaemonConfiguration.fromEnvironmentOrExit()
         let live = try LiveSession(configuration: configuration, producer: nil, recordPath: out, logger: Logger(label: "ingest-record"))
         let code = await live.runUntilSignalled()
         if code != 0 { throw ExitCode(code) }

@@ -34,13 +34,7 @@ struct IngestDaemon: AsyncParsableCommand {
             return
         }
         let logger = Logger(label: "ingestd")
-        let configuration: DaemonConfiguration
-        do {
-            configuration = try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
-            throw ExitCode(2)
-        }
+        let configuration = DaemonConfiguration.fromEnvironmentOrExit()
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kis.kafka"))
         let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
         var endpoints: HTTPEndpointServer?

@@ -1,6 +1,7 @@
 import Foundation
 import IngestCore
 import SwiftProtobuf
+import TestSupport
 import Testing
 
 @Suite(.serialized) struct KafkaRoundTripTests {

@@ -22,6 +22,17 @@ public struct DaemonConfiguration: Sendable {
     /// `METRICS_ADDRESS` (`host:port`, default `127.0.0.1:9464`; `off` disables): `/metrics`, `/healthz`, `/readyz`.
     public var metricsAddress: (host: String, port: Int)?
 
+    /// The configuration from this process's environment; on a bad value prints one `error:` line and exits with
+    /// status 2 (before anything connects).
+    public static func fromEnvironmentOrExit() -> DaemonConfiguration {
+        do {
+            return try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            exit(2)
+        }
+    }
+
     /// Reads and validates; throws one `ConfigurationError` line naming the variable, the bad value and an example.
     public init(environment env: [String: String]) throws(ConfigurationError) {
         func value(_ name: String) -> String? {

@@ -1,19 +1,19 @@
 import Foundation
 
 /// The KIS message corpus in fixtures/kis-frames: items with their `# key: value` metadata and message lines.
-struct CorpusItem {
-    var file: String
-    var name: String
-    var metadata: [String: String]
-    var lines: [String]
+public struct CorpusItem {
+    public var file: String
+    public var name: String
+    public var metadata: [String: String]
+    public var lines: [String]
 }
 
-enum Corpus {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+public enum Corpus {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
-    static let directory = root.appendingPathComponent("fixtures/kis-frames")
+    public static let directory = root.appendingPathComponent("fixtures/kis-frames")
 
-    static func items(_ file: String) throws -> [CorpusItem] {
+    public static func items(_ file: String) throws -> [CorpusItem] {
         let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
         var items: [CorpusItem] = []
         var current: CorpusItem?
@@ -40,14 +40,14 @@ enum Corpus {
         return items
     }
 
-    static func item(_ file: String, _ name: String) throws -> CorpusItem {
+    public static func item(_ file: String, _ name: String) throws -> CorpusItem {
         guard let item = try items(file).first(where: { $0.name == name }) else {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no item \(name) in \(file)"])
         }
         return item
     }
 
-    static var files: [String] {
+    public static var files: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).filter { $0.hasSuffix(".txt") }.sorted()
     }
 }
