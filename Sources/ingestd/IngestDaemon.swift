@@ -23,18 +23,28 @@ struct IngestDaemon: AsyncParsableCommand {
     @Option(help: "Also record the session (both directions, markers) into this new SQLite file.")
     var record: String?
 
+    @Option(name: .customLong("set"), help: "NAME=VALUE: set a variable, over the environment and .env (repeatable).")
+    var overrides: [String] = []
+
+    @Flag(help: "Print the effective configuration (secrets masked) and exit.")
+    var printConfig = false
+
     @Flag(help: "Check that the loaded librdkafka is usable, print its version and exit.")
     var checkLibrdkafka = false
 
     func run() async throws {
-        ProgramSupport.bootstrapLogging()
+        ProgramSupport.bootstrapLogging(environment: (try? EffectiveEnvironment.load(overrides: overrides)) ?? ProcessInfo.processInfo.environment)
         ProgramSupport.requireSupportedLibrdkafka()
         if checkLibrdkafka {
             print("librdkafka \(RdKafkaVersion.loaded.text): ok (need ≥ \(RdKafkaVersion.describe(RdKafkaVersion.minimum)))")
             return
         }
         let logger = Logger(label: "ingestd")
-        let configuration = DaemonConfiguration.fromEnvironmentOrExit()
+        let configuration = DaemonConfiguration.fromEnvironmentOrExit(overrides: overrides)
+        if printConfig {
+            print(configuration.printable(), terminator: "")
+            return
+        }
         let producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kis.kafka"))
         let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
         var endpoints: HTTPEndpointServer?

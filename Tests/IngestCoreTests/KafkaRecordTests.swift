@@ -151,5 +151,12 @@ import Testing
         #expect(TimeParsing.duration("5 s") == nil)
         #expect(TimeParsing.duration("5d") == nil)
         #expect(TimeParsing.duration("") == nil)
+        #expect(TimeParsing.format(.seconds(150)) == "2m30s")
+        #expect(TimeParsing.format(.milliseconds(200)) == "200ms")
+        #expect(TimeParsing.format(.seconds(23 * 3600)) == "23h")
+        #expect(TimeParsing.format(.milliseconds(1500)) == "1.5s")
+        for text in ["5s", "10m", "24h", "1h30m", "250ms", "2m30s"] {
+            #expect(TimeParsing.format(TimeParsing.duration(text)!) == text)
+        }
     }
 }

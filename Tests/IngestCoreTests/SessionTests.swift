@@ -92,3 +92,50 @@ final class CollectingSink: RawMessageSink {
         #expect(e.markerKind == .gap)
     }
 }
+
+@Suite struct EffectiveEnvironmentTests {
+    @Test func dotEnvParsing() throws {
+        let env = try EffectiveEnvironment.parseDotEnv("""
+            # comment
+            KIS_API_KEY=PSabc
+            export KIS_RECONNECT_DELAY = 2s
+            REDIS_PASSWORD="p w"
+            EMPTY=
+
+            SINGLE='x=y'
+            """, file: ".env")
+        #expect(env == ["KIS_API_KEY": "PSabc", "KIS_RECONNECT_DELAY": "2s", "REDIS_PASSWORD": "p w", "EMPTY": "", "SINGLE": "x=y"])
+        #expect(throws: ConfigurationError.self) { try EffectiveEnvironment.parseDotEnv("just words", file: ".env") }
+        do {
+            _ = try EffectiveEnvironment.parseDotEnv("A=1\nB C=2", file: "my.env")
+        } catch {
+            #expect(error.message.hasPrefix("my.env:2:"))
+        }
+    }
+
+    @Test func precedenceDotEnvThenEnvironmentThenFlags() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kis-env-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("test.env").path
+        try "A=from-file\nB=from-file\nC=from-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let merged = try EffectiveEnvironment.load(process: ["KIS_ENV_FILE": file, "B": "from-env", "C": "from-env"], overrides: ["C=from-flag"])
+        #expect(merged["A"] == "from-file")
+        #expect(merged["B"] == "from-env")
+        #expect(merged["C"] == "from-flag")
+        #expect(throws: ConfigurationError.self) { try EffectiveEnvironment.load(process: ["KIS_ENV_FILE": file + ".missing"], overrides: []) }
+        #expect(throws: ConfigurationError.self) { try EffectiveEnvironment.load(process: ["KIS_ENV_FILE": file], overrides: ["novalue"]) }
+    }
+
+    @Test func printableConfigurationMasksSecrets() throws {
+        let c = try DaemonConfiguration(environment: [
+            "KIS_API_KEY": "PSsecretappkey", "KIS_API_SECRET": "topsecret", "KIS_SUBSCRIPTIONS": "H0STCNT0:005930",
+            "REDIS_HOST": "r", "REDIS_PASSWORD": "redispw", "KAFKA_PROPERTY_SASL_PASSWORD": "kafkapw",
+        ])
+        let text = c.printable()
+        for secret in ["PSsecretappkey", "topsecret", "redispw", "kafkapw"] { #expect(!text.contains(secret), "\(secret)") }
+        #expect(text.contains("KIS_API_KEY=*** (sha256:"))
+        #expect(text.contains("kafka: sasl.password=***"))
+        #expect(text.contains("KIS_SUBSCRIPTIONS=H0STCNT0:005930"))
+    }
+}

@@ -146,3 +146,33 @@ import Testing
         #expect(try RecordingReader(path: rec).sessions.first?.endReason == "shutdown")
     }
 }
+
+@Suite(.serialized) struct ShutdownTests {
+    /// SIGTERM under load: every message the daemon counted as published is in Kafka, none more.
+    @Test func gracefulShutdownLosesNothing() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(fixtureSession, ["--speed", "20"], in: dir)
+        let prefix = LocalServices.uniquePrefix("sigterm")
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: "PSterm\(UUID().uuidString.prefix(6))", prefix: prefix),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        #expect(try await waitUntil(20) { try await serve.int("frames_sent") > 600 })
+        #expect(daemon.stop() == 0, "\(daemon.output)")
+        let sent = try await serve.int("frames_sent")
+        #expect(sent < 4415, "the shutdown happened mid-stream")
+        let line = try #require(daemon.output.split(separator: "\n").first { $0.contains("stopped: received") }.map(String.init))
+        // "published P.market.orderbook N, P.market.tick M; dead letters D; …"
+        func count(_ topic: String) -> Int {
+            guard let r = line.range(of: prefix + topic + " ") else { return 0 }
+            return Int(line[r.upperBound...].prefix { $0.isNumber }) ?? -1
+        }
+        let published = count("market.tick") + count("market.orderbook")
+        let deadLetters = Int(line.components(separatedBy: "dead letters ").last?.prefix { $0.isNumber } ?? "") ?? -1
+        #expect(line.contains("buffer drops 0"))
+        let consumer = try KafkaConsumer(brokers: try LocalServices.kafkaBrokers)
+        let landed = try consumer.readAll([prefix + "market.tick", prefix + "market.orderbook", prefix + "market.deadletter"], idle: .seconds(3))
+        #expect(landed.count == published + deadLetters, "\(line)")
+        print("graceful shutdown: \(sent) frames sent by serve, \(published) market messages + \(deadLetters) dead letters counted, \(landed.count) in Kafka")
+    }
+}

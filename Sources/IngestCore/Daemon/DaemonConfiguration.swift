@@ -22,11 +22,11 @@ public struct DaemonConfiguration: Sendable {
     /// `METRICS_ADDRESS` (`host:port`, default `127.0.0.1:9464`; `off` disables): `/metrics`, `/healthz`, `/readyz`.
     public var metricsAddress: (host: String, port: Int)?
 
-    /// The configuration from this process's environment; on a bad value prints one `error:` line and exits with
-    /// status 2 (before anything connects).
-    public static func fromEnvironmentOrExit() -> DaemonConfiguration {
+    /// The configuration from `.env`, this process's environment and `--set` overrides (in rising precedence); on a
+    /// bad value prints one `error:` line and exits with status 2 (before anything connects).
+    public static func fromEnvironmentOrExit(overrides: [String] = []) -> DaemonConfiguration {
         do {
-            return try DaemonConfiguration(environment: ProcessInfo.processInfo.environment)
+            return try DaemonConfiguration(environment: try EffectiveEnvironment.load(overrides: overrides))
         } catch {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             exit(2)

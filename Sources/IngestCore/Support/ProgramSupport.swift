@@ -7,7 +7,11 @@ public enum ProgramSupport {
     /// (default) or `json` (the seed's shape, with `SERVICE_NAME` and `ENVIRONMENT`). A bad value exits with status 2
     /// and one line naming it.
     public static func bootstrapLogging() {
-        let environment = ProcessInfo.processInfo.environment
+        bootstrapLogging(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// As `bootstrapLogging()`, from a given environment (the daemon's `.env` + environment + `--set`).
+    public static func bootstrapLogging(environment: [String: String]) {
         let levelText = environment["LOG_LEVEL"]?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
         let level: Logger.Level
         if levelText.isEmpty {

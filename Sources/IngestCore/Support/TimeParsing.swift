@@ -73,6 +73,28 @@ public enum TimeParsing {
     }
 }
 
+extension TimeParsing {
+    /// Go-style text for a duration: `200ms`, `5s`, `2m30s`, `23h`.
+    public static func format(_ d: Duration) -> String {
+        let ns = Int64(d.nanosecondsDouble.rounded())
+        if ns == 0 { return "0s" }
+        if ns < 0 { return "-" + format(.nanoseconds(-ns)) }
+        if ns < 1_000 { return "\(ns)ns" }
+        if ns < 1_000_000 { return ns % 1_000 == 0 ? "\(ns / 1_000)us" : "\(Double(ns) / 1e3)us" }
+        if ns < 1_000_000_000 { return ns % 1_000_000 == 0 ? "\(ns / 1_000_000)ms" : "\(Double(ns) / 1e6)ms" }
+        let h = ns / 3_600_000_000_000
+        let m = ns / 60_000_000_000 % 60
+        let rest = ns % 60_000_000_000
+        var text = ""
+        if h > 0 { text += "\(h)h" }
+        if m > 0 { text += "\(m)m" }
+        if rest > 0 {
+            text += rest % 1_000_000_000 == 0 ? "\(rest / 1_000_000_000)s" : "\(Double(rest) / 1e9)s"
+        }
+        return text
+    }
+}
+
 extension String {
     func leftPadded(to width: Int, with pad: Character = "0") -> String {
         count >= width ? self : String(repeating: pad, count: width - count) + self
