@@ -59,6 +59,18 @@ import Testing
         #expect(stats.deadLettersByReason == [reason.name: 1])
     }
 
+    /// Secrets in JSON that ends up in the dead-letter topic are masked; everything else is kept verbatim.
+    @Test func deadLetteredJSONHasNoSecrets() throws {
+        let token = "{\"access_token\":\"eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzUxMiJ9.abc\",\"access_token_token_expired\":\"2023-12-22 08:16:59\",\"token_type\":\"Bearer\",\"expires_in\":86400}"
+        let approval = "{ \"approval_key\": \"a2585daf-8c09-4587-9fce-8ab893123456\" }"
+        let dead = deadLetters(run([token, approval]).outputs)
+        #expect(dead.map(\.reason) == [.badControlMessage, .badControlMessage])
+        #expect(!dead[0].raw.contains("eyJ0eXAi"))
+        #expect(dead[0].raw.contains("\"access_token_token_expired\":\"2023-12-22 08:16:59\""))
+        #expect(!dead[1].raw.contains("a2585daf"))
+        #expect(dead[1].raw == "{ \"approval_key\": \"***\" }")
+    }
+
     @Test func badFieldDetailNamesTheField() {
         let dead = deadLetters(run(["0|H0STCNT0|001|" + Self.replacing(2, with: "abc")]).outputs)
         #expect(dead.first?.detail == "#2 STCK_PRPR is not a number: \"abc\"")

@@ -48,10 +48,12 @@ public struct FramePipeline: Sendable {
         _ error: FrameError, raw: String, trID: String?, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
     ) rethrows {
         stats.deadLettersByReason[error.reason.name, default: 0] += 1
+        // JSON kept as a dead letter must not carry credentials (a REST body fed in by mistake, say).
+        let kept = raw.utf8.first == UInt8(ascii: "{") ? Secrets.maskJSON(raw) : raw
         try emit(
             .deadLetter(
                 DeadLetter(
-                    topic: topics.resolvedDeadLetter, reason: error.reason, detail: error.detail, raw: raw,
+                    topic: topics.resolvedDeadLetter, reason: error.reason, detail: error.detail, raw: kept,
                     trID: trID, receivedAt: receivedAt)))
     }
 
