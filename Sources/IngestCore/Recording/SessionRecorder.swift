@@ -117,13 +117,6 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
         condition.unlock()
     }
 
-    /// The sequence number the next message will get.
-    public var nextSequenceNumber: Int64 {
-        condition.lock()
-        defer { condition.unlock() }
-        return nextSeq
-    }
-
     /// Writes a `stop` marker, commits everything, records the end in the session row and closes the file.
     @discardableResult
     public func close(endedAt: Int64, reason: String) -> RecorderSummary {

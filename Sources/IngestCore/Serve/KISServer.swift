@@ -329,7 +329,6 @@ final class ServeConnection: @unchecked Sendable {
         var awaitingEcho: String?
         var echoDeadline: ContinuousClock.Instant?
         var closed = false
-        var playing = false
         var rejectedInUse = false
     }
     let state = Mutex(State())
