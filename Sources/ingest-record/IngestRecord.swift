@@ -271,11 +271,32 @@ struct Live: AsyncParsableCommand {
     @Option(name: .long, help: "Output recording (must not exist).")
     var out: String
 
+    @Option(help: "Serve /metrics, /healthz and /readyz on HOST:PORT (off unless given).")
+    var metricsAddress: String?
+
+    func validate() throws {
+        if let metricsAddress, HTTPEndpointServer.parseAddress(metricsAddress) == nil {
+            throw ValidationError("--metrics-address \"\(metricsAddress)\" is not HOST:PORT (example: 127.0.0.1:9465)")
+        }
+    }
+
     func run() async throws {
         ProgramSupport.bootstrapLogging()
         let configuration = DaemonConfiguration.fromEnvironmentOrExit()
-        let live = try LiveSession(configuration: configuration, producer: nil, recordPath: out, logger: Logger(label: "ingest-record"))
+        let logger = Logger(label: "ingest-record")
+        let live = try LiveSession(configuration: configuration, producer: nil, recordPath: out, logger: logger)
+        var endpoints: HTTPEndpointServer?
+        if let address = metricsAddress.flatMap(HTTPEndpointServer.parseAddress) {
+            do {
+                endpoints = try await live.startEndpoints(host: address.host, port: address.port)
+                logger.info("metrics and health on http://\(address.host):\(endpoints!.port)/metrics, /healthz, /readyz")
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         let code = await live.runUntilSignalled()
+        await endpoints?.stop()
         if code != 0 { throw ExitCode(code) }
     }
 }

@@ -44,9 +44,15 @@ struct Replay: ParsableCommand {
     @Flag(help: "Decode only, publish nothing (the summary still counts what would be published).")
     var dryRun = false
 
+    @Option(help: "Serve /metrics, /healthz and /readyz on HOST:PORT while replaying (off unless given).")
+    var metricsAddress: String?
+
     func validate() throws {
         if let speed, speed <= 0 || !speed.isFinite { throw ValidationError("--speed must be a positive number, got \(speed)") }
         if speed != nil && max { throw ValidationError("--speed and --max exclude each other") }
+        if let metricsAddress, HTTPEndpointServer.parseAddress(metricsAddress) == nil {
+            throw ValidationError("--metrics-address \"\(metricsAddress)\" is not HOST:PORT (example: 127.0.0.1:9466)")
+        }
     }
 
     func run() throws {
@@ -73,10 +79,24 @@ struct Replay: ParsableCommand {
         let producer = dryRun ? nil : try KafkaProducer(configuration: KafkaConfiguration(environment: environment),
                                                          logger: Logger(label: "kis.kafka"))
         let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
-        let summary = try Replayer(reader: reader, options: options).run(progress: bar.update) { output in
+        let metrics = ReplayMetrics(producer: producer, topics: topics)
+        var endpoints: HTTPEndpointServer?
+        if let address = metricsAddress.flatMap(HTTPEndpointServer.parseAddress) {
+            do {
+                endpoints = try HTTPEndpointServer.startBlocking(
+                    host: address.host, port: address.port,
+                    handler: OperationalEndpoints.handler(metrics: metrics.metricsText, readiness: metrics.readiness))
+                FileHandle.standardError.write(Data("replay: metrics and health on http://\(address.host):\(endpoints!.port)/metrics\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+        let summary = try Replayer(reader: reader, options: options).run(progress: { bar.update($0); metrics.update($0) }) { output in
             if let producer, let record = KafkaRecord(output) { try producer.sendWaiting(record) }
         }
         bar.finish()
+        metrics.finish(summary)
         var undelivered = 0
         var lines: [String] = []
         if let producer {
@@ -93,6 +113,7 @@ struct Replay: ParsableCommand {
             let json = Self.json(summary, delivered: producer?.counters.delivered, failed: producer?.counters.failed)
             FileManager.default.createFile(atPath: summaryJson, contents: Data(json.utf8))
         }
+        endpoints?.stopBlocking()
         if undelivered > 0 { throw ExitCode(1) }
     }
 

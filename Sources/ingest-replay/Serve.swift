@@ -46,6 +46,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM private key for --tls-cert.")
     var tlsKey: String?
 
+    @Option(help: "Registrations per session before OPSP0008 MAX SUBSCRIBE OVER (KIS: 41).")
+    var registrationLimit: Int = Subscription.perSessionLimit
+
+    @Option(help: "Also serve /metrics, /healthz and /readyz on HOST:PORT (off unless given; /admin/status is always there).")
+    var metricsAddress: String?
+
     @Option(help: "Write the bound port to this file once listening.")
     var portFile: String?
 
@@ -60,11 +66,12 @@ struct Serve: AsyncParsableCommand {
         }
         let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         if let speed, speed <= 0 { throw ValidationError("--speed must be positive") }
+        guard registrationLimit >= 1 else { throw ValidationError("--registration-limit must be at least 1") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         let options = ServeOptions(
             host: host, port: port, speed: speed, pingPongInterval: try duration("pingpong-interval", pingpongInterval),
             pingPongTimeout: try pingpongTimeout.map { try duration("pingpong-timeout", $0) },
-            startDelay: try duration("start-delay", startDelay), tokenInterval: try duration("token-interval", tokenInterval),
+            startDelay: try duration("start-delay", startDelay), registrationLimit: registrationLimit, tokenInterval: try duration("token-interval", tokenInterval),
             tlsCertificate: tlsCert, tlsKey: tlsKey)
         let server: KISServer
         do {
@@ -74,6 +81,15 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let bound = try await server.start()
+        var endpoints: HTTPEndpointServer?
+        if let metricsAddress {
+            guard let address = HTTPEndpointServer.parseAddress(metricsAddress) else {
+                throw ValidationError("--metrics-address \"\(metricsAddress)\" is not HOST:PORT (example: 127.0.0.1:9467)")
+            }
+            endpoints = try await HTTPEndpointServer.start(
+                host: address.host, port: address.port,
+                handler: OperationalEndpoints.handler(metrics: { server.status.metricsText() }, readiness: { (true, "ok") }))
+        }
         if let portFile { try String(bound).write(toFile: portFile, atomically: true, encoding: .utf8) }
         let scheme = tlsCert == nil ? ("ws", "http") : ("wss", "https")
         FileHandle.standardError.write(Data("serve: \(server.status.totalFrames) frames of \(recording) on \(scheme.0)://\(host):\(bound)/tryitout and \(scheme.1)://\(host):\(bound)/oauth2/…\n".utf8))
@@ -88,6 +104,7 @@ struct Serve: AsyncParsableCommand {
         }
         for await _ in stop.stream {}
         await server.stop()
+        await endpoints?.stop()
         let s = server.status
         FileHandle.standardError.write(Data("serve: stopped; \(s.framesSent) frames sent, \(s.connectionsTotal) connections, \(s.tokensIssued) tokens issued, \(s.tokensRefused) refused\n".utf8))
     }

@@ -126,7 +126,7 @@ import Testing
             "KIS_API_KEY": "PSbudget", "KIS_API_SECRET": "s", "KIS_SUBSCRIPTIONS": "H0STCNT0:\(keys)",
         ])
         #expect(r.status == 2)
-        #expect(r.stderr.contains("KIS_SUBSCRIPTIONS has 42 registrations; one KIS session allows 41"))
+        #expect(r.stderr.contains("KIS_SUBSCRIPTIONS has 42 registrations; 1 app key allows 41"))
         let missing = try Binaries.run(try Binaries.url("ingestd"), [], environment: ["KIS_API_KEY": "", "KIS_SUBSCRIPTIONS": "H0STCNT0:005930"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("KIS_API_KEY is not set"))

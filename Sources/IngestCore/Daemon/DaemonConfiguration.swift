@@ -2,8 +2,14 @@ import Foundation
 
 /// Everything `ingestd` and `ingest-record live` read from the environment, validated before anything connects.
 public struct DaemonConfiguration: Sendable {
-    public var credentials: KISCredentials
+    /// The app keys (`KIS_API_KEY`, `KIS_API_KEY_<n>`, `KIS_CREDENTIALS_FILE`): one KIS session per key.
+    public var credentials: [KISCredentials]
+    /// Every registration; `session.subscriptions` holds them all, `shards` says which session carries which.
     public var session: SessionConfiguration
+    /// `KIS_MAX_REGISTRATIONS`: registrations per session (KIS: 41).
+    public var registrationLimit: Int
+    /// One entry per app key that has registrations: its credentials and its share of `KIS_SUBSCRIPTIONS`.
+    public var shards: [Shard]
     /// `KIS_API_URL`.
     public var restEndpoint: Endpoint
     /// `KIS_MESSAGE_BUFFER_SIZE`.
@@ -21,6 +27,13 @@ public struct DaemonConfiguration: Sendable {
     public var flushTimeout: Duration
     /// `METRICS_ADDRESS` (`host:port`, default `127.0.0.1:9464`; `off` disables): `/metrics`, `/healthz`, `/readyz`.
     public var metricsAddress: (host: String, port: Int)?
+
+    /// One app key's session: which key (its position among the configured keys) and which registrations.
+    public struct Shard: Sendable {
+        public var index: Int
+        public var credentials: KISCredentials
+        public var subscriptions: [Subscription]
+    }
 
     /// The configuration from `.env`, this process's environment and `--set` overrides (in rising precedence); on a
     /// bad value prints one `error:` line and exits with status 2 (before anything connects).
@@ -70,15 +83,16 @@ public struct DaemonConfiguration: Sendable {
             do { return try Endpoint(text) } catch { throw ConfigurationError("\(name): \(error.message)") }
         }
 
-        credentials = KISCredentials(appKey: try required("KIS_API_KEY", "PSxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
-                                     appSecret: try required("KIS_API_SECRET", "<the 180-character app secret>"))
+        credentials = try AppKeys.load(env)
         let ws = try endpoint("KIS_WEBSOCKET_URL", "ws://ops.koreainvestment.com:21000/tryitout")
         guard ws.isWebSocket else { throw ConfigurationError("KIS_WEBSOCKET_URL=\"\(ws)\" must start with ws:// or wss://") }
         restEndpoint = try endpoint("KIS_API_URL", "https://openapi.koreainvestment.com:9443")
         guard !restEndpoint.isWebSocket else { throw ConfigurationError("KIS_API_URL=\"\(restEndpoint)\" must start with http:// or https://") }
         let subscriptions = try Subscription.parseList(try required("KIS_SUBSCRIPTIONS", "H0STCNT0:005930,H0STASP0:005930"))
-        guard subscriptions.count <= Subscription.perSessionLimit else {
-            throw ConfigurationError("KIS_SUBSCRIPTIONS has \(subscriptions.count) registrations; one KIS session allows \(Subscription.perSessionLimit) (trades + books + notices together): remove \(subscriptions.count - Subscription.perSessionLimit) or use more app keys")
+        registrationLimit = try integer("KIS_MAX_REGISTRATIONS", Subscription.perSessionLimit, 1...Subscription.perSessionLimit)
+        let plan = try AppKeys.spread(subscriptions, sessions: credentials.count, limit: registrationLimit)
+        shards = zip(credentials, plan).enumerated().filter { !$0.element.1.isEmpty }.map {
+            Shard(index: $0.offset, credentials: $0.element.0, subscriptions: $0.element.1)
         }
         let custType = value("KIS_CUSTTYPE") ?? "P"
         guard custType == "P" || custType == "B" else { throw ConfigurationError("KIS_CUSTTYPE=\"\(custType)\" must be P (individual) or B (corporate)") }

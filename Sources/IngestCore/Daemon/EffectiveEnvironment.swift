@@ -58,9 +58,15 @@ extension DaemonConfiguration {
     /// The effective configuration as `NAME=value` lines, secrets masked: what `--print-config` shows.
     public func printable() -> String {
         var lines: [(String, String)] = [
-            ("KIS_API_KEY", "*** (\(credentials.fingerprint))"), ("KIS_API_SECRET", "***"),
+            ("KIS_API_KEY", "*** (\(credentials[0].fingerprint))"), ("KIS_API_SECRET", "***"),
+        ]
+        if credentials.count > 1 {
+            lines.append(("app keys", "\(credentials.count): " + credentials.map(\.fingerprint).joined(separator: ", ")))
+        }
+        lines += [
             ("KIS_WEBSOCKET_URL", session.endpoint.description), ("KIS_API_URL", restEndpoint.description),
             ("KIS_SUBSCRIPTIONS", session.subscriptions.map(\.description).joined(separator: ",")),
+            ("KIS_MAX_REGISTRATIONS", String(registrationLimit)),
             ("KIS_CUSTTYPE", session.custType),
             ("KIS_RECONNECT_RETRIES", session.maxAttempts.map(String.init) ?? "0 (unlimited)"),
             ("KIS_RECONNECT_DELAY", "\(TimeParsing.format(session.reconnectDelay))"), ("KIS_RECONNECT_MAX_DELAY", "\(TimeParsing.format(session.reconnectMaxDelay))"),
@@ -83,6 +89,10 @@ extension DaemonConfiguration {
                   ("KAFKA_TOPIC_NOTICE", topics.notice.map { topics.prefix + $0 } ?? "(off)"),
                   ("KAFKA_TOPIC_STATUS", topics.prefix + statusTopic), ("KAFKA_FLUSH_TIMEOUT", "\(TimeParsing.format(flushTimeout))"),
                   ("METRICS_ADDRESS", metricsAddress.map { "\($0.host):\($0.port)" } ?? "off")]
+        for shard in shards {
+            lines.append(("session \(shard.index + 1) (\(shard.credentials.fingerprint))",
+                          "\(shard.subscriptions.count) registrations: " + shard.subscriptions.map(\.description).joined(separator: ",")))
+        }
         return lines.map { "\($0.0)=\($0.1)" }.joined(separator: "\n") + "\n"
     }
 }

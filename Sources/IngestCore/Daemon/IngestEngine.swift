@@ -11,7 +11,8 @@ public final class IngestEngine: @unchecked Sendable {
     private var pipeline: FramePipeline
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
-    private let statsLock = Mutex(PipelineStats())
+    private let statsLock = Mutex((PipelineStats(), LatencyHistogram()))
+    private var latency = LatencyHistogram()
     private let sendFailures = Atomic<Int>(0)
 
     public init(buffer: FrameBuffer, producer: KafkaProducer?, topics: TopicConfiguration, logger: Logger) {
@@ -24,7 +25,7 @@ public final class IngestEngine: @unchecked Sendable {
     public func start() {
         let thread = Thread { [self] in
             while let item = buffer.pop() { process(item) }
-            statsLock.withLock { $0 = pipeline.stats }
+            publish()
             done.signal()
         }
         thread.name = "ingest-pipeline"
@@ -36,23 +37,31 @@ public final class IngestEngine: @unchecked Sendable {
         case .connected:
             pipeline.resetKeys()
         case .message(let text, let receivedAt):
+            var produced = false
             pipeline.process(text, receivedAt: receivedAt) { output in
                 guard let producer, let record = KafkaRecord(output) else { return }
                 do {
                     try producer.sendWaiting(record)
+                    produced = true
                 } catch {
                     sendFailures.add(1, ordering: .relaxed)
                     logger.error("could not hand a message to Kafka", metadata: ["topic": "\(record.topic)", "error": "\(error)"])
                 }
             }
+            // Socket reader → last produce call of the frame enqueued (buffer wait, parse, encode, enqueue).
+            if produced { latency.record(nanoseconds: wallClockNanoseconds() - receivedAt) }
             // Publish a snapshot for metrics every 256 messages and whenever the buffer runs dry.
-            if pipeline.stats.messages & 0xFF == 0 || buffer.count == 0 { statsLock.withLock { $0 = pipeline.stats } }
+            if pipeline.stats.messages & 0xFF == 0 || buffer.isEmpty { publish() }
         }
     }
+
+    private func publish() { statsLock.withLock { $0 = (pipeline.stats, latency) } }
 
     /// Waits until the buffer is closed and drained.
     public func waitDrained() { done.wait() }
 
-    public var stats: PipelineStats { statsLock.withLock { $0 } }
+    public var stats: PipelineStats { statsLock.withLock { $0.0 } }
+    /// Socket reader → Kafka produce call enqueued, per frame that produced something.
+    public var latencyHistogram: LatencyHistogram { statsLock.withLock { $0.1 } }
     public var kafkaSendFailures: Int { sendFailures.load(ordering: .relaxed) }
 }

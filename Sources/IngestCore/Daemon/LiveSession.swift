@@ -1,42 +1,42 @@
 import Dispatch
 import Foundation
 public import Logging
+import Synchronization
 
-/// The live loop shared by `ingestd` and `ingest-record live`: auth → session → buffer → pipeline → Kafka (when a
-/// producer is given) and the recorder (when a path is given), with a graceful shutdown on SIGINT/SIGTERM.
-public final class LiveSession: @unchecked Sendable {
-    public let configuration: DaemonConfiguration
-    let producer: KafkaProducer?
+/// One app key's part of a live run: its credentials, KIS session, buffer, pipeline thread and recording.
+final class LiveShard: Sendable {
+    let index: Int
+    let subscriptions: [Subscription]
     let recorder: SessionRecorder?
     let credentials: CredentialStore
     let buffer: FrameBuffer
     let engine: IngestEngine
     let session: KISSession
-    let logger: Logger
 
-    public init(configuration: DaemonConfiguration, producer: KafkaProducer?, recordPath: String?, logger: Logger) throws {
-        self.configuration = configuration
-        self.producer = producer
-        self.logger = logger
-        let fingerprint = configuration.credentials.fingerprint
+    init(_ shard: DaemonConfiguration.Shard, configuration: DaemonConfiguration, producer: KafkaProducer?,
+         recordPath: String?, logger: Logger) throws {
+        index = shard.index
+        subscriptions = shard.subscriptions
+        let fingerprint = shard.credentials.fingerprint
         if let recordPath {
             recorder = try SessionRecorder(
                 configuration: RecorderConfiguration(path: recordPath),
                 session: SessionInfo(startedAt: wallClockNanoseconds(), sourceURL: configuration.session.endpoint.description,
-                                     subscriptions: configuration.session.subscriptions.map(\.description),
-                                     appKeyFingerprint: fingerprint))
+                                     subscriptions: shard.subscriptions.map(\.description), appKeyFingerprint: fingerprint))
         } else {
             recorder = nil
         }
         credentials = CredentialStore(
-            credentials: configuration.credentials, rest: KISRestClient(base: configuration.restEndpoint, tls: configuration.session.tls),
+            credentials: shard.credentials, rest: KISRestClient(base: configuration.restEndpoint, tls: configuration.session.tls),
             redis: configuration.redis, cacheTTL: configuration.tokenCacheTTL, refreshBefore: configuration.tokenRefreshBefore,
             logger: Logger(label: "kis.auth"))
         buffer = FrameBuffer(capacity: configuration.bufferSize)
         engine = IngestEngine(buffer: buffer, producer: producer, topics: configuration.topics, logger: logger)
         let statusTopic = configuration.topics.prefix + configuration.statusTopic
+        var sessionConfiguration = configuration.session
+        sessionConfiguration.subscriptions = shard.subscriptions
         session = KISSession(
-            configuration: configuration.session, credentials: credentials, buffer: buffer, recorder: recorder,
+            configuration: sessionConfiguration, credentials: credentials, buffer: buffer, recorder: recorder,
             logger: Logger(label: "kis.session")
         ) { [producer] event in
             guard let producer else { return }
@@ -46,68 +46,160 @@ public final class LiveSession: @unchecked Sendable {
         }
     }
 
-    /// Runs until SIGINT/SIGTERM (then drains, flushes and returns 0) or until the reconnect attempts run out
-    /// (returns 3). A second signal exits at once.
-    public func runUntilSignalled() async -> Int32 {
-        engine.start()
-        let sessionTask = Task { try await session.run() }
-        let tokenTask = Task { await keepAccessTokenFresh() }
-        let signals = SignalWatcher(logger: logger) { sessionTask.cancel() }
-        var exitCode: Int32 = 0
-        do {
-            try await sessionTask.value
-        } catch {
-            logger.critical("\(String(describing: error))")
-            exitCode = 3
+    var fingerprint: String { session.session }
+}
+
+/// The live loop shared by `ingestd` and `ingest-record live`: for every app key with registrations, auth → session
+/// → buffer → pipeline, all into one Kafka producer (when given) and one recording per key (when a path is given),
+/// with a graceful shutdown on SIGINT/SIGTERM.
+public final class LiveSession: @unchecked Sendable {
+    public let configuration: DaemonConfiguration
+    let producer: KafkaProducer?
+    let shards: [LiveShard]
+    let logger: Logger
+
+    /// With several app keys the recordings are `<stem>.key2.<ext>`, `<stem>.key3.<ext>`, … beside `recordPath`
+    /// (which holds the first key's session).
+    public init(configuration: DaemonConfiguration, producer: KafkaProducer?, recordPath: String?, logger: Logger) throws {
+        self.configuration = configuration
+        self.producer = producer
+        self.logger = logger
+        shards = try configuration.shards.enumerated().map { i, shard in
+            try LiveShard(shard, configuration: configuration, producer: producer,
+                          recordPath: recordPath.map { i == 0 ? $0 : Self.shardRecordingPath($0, keyIndex: shard.index) },
+                          logger: logger)
         }
-        tokenTask.cancel()
+        if configuration.credentials.count > 1 {
+            let idle = configuration.credentials.count - shards.count
+            let text = "\(shards.count) KIS sessions, one per app key" + (idle > 0 ? "; \(idle) app keys idle (no registrations left for them)" : "")
+            logger.info("\(text)",
+                        metadata: ["registrations": "\(shards.map { "\($0.fingerprint)=\($0.subscriptions.count)" }.joined(separator: " "))"])
+        }
+    }
+
+    /// `dir/name.sqlite` → `dir/name.key2.sqlite` for the second app key.
+    public static func shardRecordingPath(_ path: String, keyIndex: Int) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension.isEmpty ? "sqlite" : url.pathExtension
+        return "\(url.deletingPathExtension().path).key\(keyIndex + 1).\(ext)"
+    }
+
+    /// Runs until SIGINT/SIGTERM (then drains, flushes and returns 0) or until one session runs out of reconnect
+    /// attempts (then stops the others the same way and returns 3). A second signal exits at once.
+    public func runUntilSignalled() async -> Int32 {
+        for shard in shards { shard.engine.start() }
+        let failure = FirstFailure()
+        let sessions = Task { [shards, logger] in
+            await withTaskGroup(of: Void.self) { group in
+                for shard in shards {
+                    group.addTask {
+                        do {
+                            try await shard.session.run()
+                        } catch {
+                            logger.critical("\(String(describing: error))", metadata: ["session": "\(shard.fingerprint)"])
+                            failure.note("\(shard.fingerprint): \(error)")
+                        }
+                    }
+                }
+                // One session giving up stops the daemon: a supervisor restart is better than silently missing symbols.
+                for await _ in group {
+                    if failure.text != nil { group.cancelAll() }
+                }
+            }
+        }
+        let tokenTasks = shards.map { shard in Task { await keepAccessTokenFresh(shard) } }
+        let signals = SignalWatcher(logger: logger) { sessions.cancel() }
+        await sessions.value
+        let exitCode: Int32 = failure.text == nil ? 0 : 3
+        for task in tokenTasks { task.cancel() }
         signals.stopWatchingFirst()
-        // Graceful shutdown: no more frames, drain the buffer through the pipeline, flush Kafka, close the recording.
-        buffer.close()
-        engine.waitDrained()
+        // Graceful shutdown: no more frames, drain the buffers through the pipelines, flush Kafka, close the recordings.
+        for shard in shards { shard.buffer.close() }
+        for shard in shards { shard.engine.waitDrained() }
         var undelivered = 0
         if let producer {
             undelivered = producer.close(timeout: configuration.flushTimeout)
             let c = producer.counters
             logger.info("Kafka: \(c.delivered) delivered, \(c.failed) failed, \(undelivered) undelivered at shutdown")
         }
-        let stats = engine.stats
-        let counters = session.counters
+        let stats = pipelineStats
+        let counters = sessionCounters
         var summary: [String] = [
             "received \(counters.messagesReceived)", "published " + stats.messagesByTopic.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "),
             "dead letters \(stats.deadLetters)", "buffer drops \(counters.droppedBufferFull)", "reconnects \(counters.reconnectAttempts)",
         ]
-        if let recorder {
+        var recorded: [String] = []
+        for shard in shards {
+            guard let recorder = shard.recorder else { continue }
             let r = recorder.close(endedAt: wallClockNanoseconds(), reason: exitCode == 0 ? "shutdown" : "retries exhausted")
             summary.append("recorded \(r.rows) rows in \(r.files.joined(separator: ", "))")
+            recorded += r.files
         }
         if undelivered > 0 {
-            summary.append("\(undelivered) messages could not be delivered to Kafka; they are in the recording" + (recorder == nil ? " (none attached: they are lost)" : ""))
+            summary.append("\(undelivered) messages could not be delivered to Kafka; they are in the recording" + (recorded.isEmpty ? " (none attached: they are lost)" : ""))
         }
+        if shards.count > 1 { summary.append("\(shards.count) sessions") }
         logger.info("stopped: \(summary.joined(separator: "; "))")
         return exitCode
     }
 
     /// Keeps the REST access token fresh (shared through Redis); failures are logged and retried after a minute.
-    private func keepAccessTokenFresh() async {
+    private func keepAccessTokenFresh(_ shard: LiveShard) async {
         while !Task.isCancelled {
             var wait: Duration = .seconds(60)
             do {
-                let token = try await credentials.accessToken()
+                let token = try await shard.credentials.accessToken()
                 let left = Double(token.expiresAt - wallClockNanoseconds()) / 1e9 - configuration.tokenRefreshBefore.nanosecondsDouble / 1e9
                 wait = .seconds(max(60, min(left, 3600)))
             } catch {
-                logger.warning("access token not available; retrying in 60 s", metadata: ["error": "\(error)"])
+                logger.warning("access token not available; retrying in 60 s", metadata: ["session": "\(shard.fingerprint)", "error": "\(error)"])
             }
             try? await Task.sleep(for: wait)
         }
     }
 
-    public var sessionCounters: SessionCounters { session.counters }
-    public var connectionStatus: ConnectionStatus { session.status }
-    public var secondsSinceLastMessage: Double { session.secondsSinceLastMessage }
-    public var pipelineStats: PipelineStats { engine.stats }
-    public var credentialCounters: CredentialCounters { credentials.snapshot }
+    /// Counters of all sessions added up.
+    public var sessionCounters: SessionCounters {
+        shards.map(\.session.counters).reduce(into: SessionCounters()) { total, c in
+            total.messagesReceived += c.messagesReceived
+            total.droppedBufferFull += c.droppedBufferFull
+            total.pingPongsEchoed += c.pingPongsEchoed
+            total.connects += c.connects
+            total.reconnectAttempts += c.reconnectAttempts
+            total.subscribed += c.subscribed
+            total.refused.merge(c.refused, uniquingKeysWith: +)
+            total.controlByCode.merge(c.controlByCode, uniquingKeysWith: +)
+        }
+    }
+
+    /// The first session's status while there is one session; with several, `.connected` only when all are.
+    public var connectionStatus: ConnectionStatus {
+        let all = shards.map(\.session.status)
+        if all.allSatisfy({ $0 == .connected }) { return .connected }
+        return all.first { $0 != .connected } ?? .disconnected
+    }
+
+    /// The pipelines' counters added up.
+    public var pipelineStats: PipelineStats {
+        shards.reduce(into: PipelineStats()) { $0.merge($1.engine.stats) }
+    }
+
+    /// Socket reader → produce enqueued, all sessions.
+    public var pipelineLatency: LatencyHistogram {
+        shards.reduce(into: LatencyHistogram()) { $0.merge($1.engine.latencyHistogram) }
+    }
+
+    /// One line per session: fingerprint, status, registrations acknowledged / configured.
+    public var sessionSummaries: [(session: String, status: ConnectionStatus, registrations: Int, configured: Int)] {
+        shards.map { ($0.fingerprint, $0.session.status, $0.session.counters.subscribed, $0.subscriptions.count) }
+    }
+}
+
+/// The first session failure of a run.
+final class FirstFailure: Sendable {
+    private let value = Mutex<String?>(nil)
+    func note(_ text: String) { value.withLock { $0 = $0 ?? text } }
+    var text: String? { value.withLock { $0 } }
 }
 
 /// SIGINT/SIGTERM: the first starts a graceful shutdown, a second exits at once.

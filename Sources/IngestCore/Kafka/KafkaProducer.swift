@@ -50,7 +50,9 @@ public final class KafkaProducer: Sendable {
         rd_kafka_conf_set_opaque(conf, opaque)
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
-            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue().delivered(message.pointee.err)
+            // The per-message opaque carries the monotonic enqueue time (see `send`).
+            let enqueuedAt = UInt64(UInt(bitPattern: message.pointee._private))
+            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue().delivered(message.pointee.err, enqueuedAt: enqueuedAt)
         }
         rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
             guard let opaque else { return }
@@ -97,7 +99,7 @@ public final class KafkaProducer: Sendable {
         let error: OpaquePointer? = record.topic.withCString { topic in
             record.key.withUnsafeBytes { k in
                 record.value.withUnsafeBytes { v in
-                    var vu = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    var vu = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 7)
                     vu[0].vtype = RD_KAFKA_VTYPE_TOPIC
                     vu[0].u.cstr = topic
                     vu[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS
@@ -112,6 +114,8 @@ public final class KafkaProducer: Sendable {
                     vu[4].u.i64 = record.timestampMs
                     vu[5].vtype = RD_KAFKA_VTYPE_HEADERS
                     vu[5].u.headers = headers
+                    vu[6].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    vu[6].u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(DispatchTime.now().uptimeNanoseconds))
                     return rd_kafka_produceva(handle.pointer, vu, vu.count)
                 }
             }
@@ -155,6 +159,9 @@ public final class KafkaProducer: Sendable {
 
     /// Delivery counters so far.
     public var counters: DeliveryCounters { sink.counters() }
+
+    /// Time from enqueue to the broker's acknowledgement, for delivered messages.
+    public var deliveryLatency: LatencyHistogram { sink.latency.withLock { $0 } }
 
     /// The most recent error librdkafka reported (broker down, authentication, …), if any.
     public var lastError: String? { sink.lastErrorText() }
@@ -225,9 +232,15 @@ final class ProducerSink: Sendable {
 
     init(logger: Logger) { self.logger = logger }
 
-    func delivered(_ err: rd_kafka_resp_err_t) {
+    let latency = Mutex(LatencyHistogram())
+
+    func delivered(_ err: rd_kafka_resp_err_t, enqueuedAt: UInt64) {
         if err == RD_KAFKA_RESP_ERR_NO_ERROR {
             delivered.add(1, ordering: .relaxed)
+            if enqueuedAt > 0 {
+                let ns = Int64(bitPattern: DispatchTime.now().uptimeNanoseconds &- enqueuedAt)
+                latency.withLock { $0.record(nanoseconds: ns) }
+            }
         } else {
             let name = String(cString: rd_kafka_err2name(err))
             failures.withLock { $0[name, default: 0] += 1 }

@@ -3,22 +3,38 @@ extension LiveSession {
     /// `/metrics` in the Prometheus text format.
     public func metricsText() -> String {
         var m = PrometheusText()
-        let session = configuration.credentials.fingerprint
-        let s = sessionCounters
         let p = pipelineStats
-        let c = credentialCounters
         let topics = configuration.topics
         m.add("tick_count", "counter", "Trades published to the tick topic.", Double(p.messagesByTopic[topics.prefix + topics.tick] ?? 0))
         m.add("orderbook_count", "counter", "Order books published to the order-book topic.", Double(p.messagesByTopic[topics.prefix + topics.orderBook] ?? 0))
         let kafkaFailed = producer?.counters.failed ?? 0
         m.add("error_count", "counter", "Dead letters plus Kafka delivery failures.", Double(p.deadLetters + kafkaFailed))
-        for status in [ConnectionStatus.disconnected, .connecting, .connected, .reconnecting] {
-            m.add("kis_ingest_websocket_status", "gauge", "1 for the session's current WebSocket status.",
-                  connectionStatus == status ? 1 : 0, [("session", session), ("status", status.rawValue)])
+        m.add("kis_ingest_sessions", "gauge", "KIS sessions (one per app key with registrations).", Double(shards.count))
+        for shard in shards {
+            let session = shard.fingerprint
+            let s = shard.session.counters
+            let c = shard.credentials.snapshot
+            let status = shard.session.status
+            for st in [ConnectionStatus.disconnected, .connecting, .connected, .reconnecting] {
+                m.add("kis_ingest_websocket_status", "gauge", "1 for the session's current WebSocket status.",
+                      status == st ? 1 : 0, [("session", session), ("status", st.rawValue)])
+            }
+            m.add("kis_ingest_reconnects_total", "counter", "Reconnect attempts.", Double(s.reconnectAttempts), [("session", session)])
+            m.add("kis_ingest_connects_total", "counter", "Successful WebSocket connections.", Double(s.connects), [("session", session)])
+            m.add("kis_ingest_messages_received_total", "counter", "Inbound WebSocket messages of any kind.", Double(s.messagesReceived), [("session", session)])
+            m.add("kis_ingest_buffer_dropped_total", "counter", "Frames dropped because the message buffer was full (still recorded with --record).", Double(s.droppedBufferFull), [("session", session)])
+            m.add("kis_ingest_buffer_depth", "gauge", "Frames waiting between the socket reader and the pipeline.", Double(shard.buffer.count), [("session", session)])
+            m.add("kis_ingest_pingpong_echoed_total", "counter", "PINGPONG heartbeats echoed.", Double(s.pingPongsEchoed), [("session", session)])
+            m.add("kis_ingest_registrations", "gauge", "Registrations acknowledged on the current connection (KIS allows 41).", Double(s.subscribed), [("session", session)])
+            m.add("kis_ingest_registrations_configured", "gauge", "Registrations this session is meant to carry.", Double(shard.subscriptions.count), [("session", session)])
+            m.add("kis_ingest_registrations_refused_total", "counter", "Registrations refused, by code.", Double(s.refused.values.reduce(0, +)), [("session", session)])
+            m.add("kis_ingest_seconds_since_last_message", "gauge", "Seconds since the last inbound message of any kind.", shard.session.secondsSinceLastMessage, [("session", session)])
+            m.add("kis_ingest_tokens_issued_total", "counter", "Access tokens issued by KIS for this process (token refreshes).", Double(c.tokensIssued), [("session", session)])
+            m.add("kis_ingest_approval_keys_issued_total", "counter", "WebSocket approval keys issued by KIS for this process.", Double(c.approvalKeysIssued), [("session", session)])
+            m.add("kis_ingest_token_rate_limited_total", "counter", "EGW00133 answers (one token per minute per app key).", Double(c.rateLimited), [("session", session)])
+            m.add("kis_ingest_credential_cache_hits_total", "counter", "Credentials served from memory or Redis.", Double(c.cacheHits), [("session", session)])
+            m.add("kis_ingest_redis_errors_total", "counter", "Redis calls that failed (the in-memory copy was used).", Double(c.redisErrors), [("session", session)])
         }
-        m.add("kis_ingest_reconnects_total", "counter", "Reconnect attempts.", Double(s.reconnectAttempts), [("session", session)])
-        m.add("kis_ingest_connects_total", "counter", "Successful WebSocket connections.", Double(s.connects), [("session", session)])
-        m.add("kis_ingest_messages_received_total", "counter", "Inbound WebSocket messages of any kind.", Double(s.messagesReceived), [("session", session)])
         for (tr, n) in p.framesByTrID.sorted(by: { $0.key < $1.key }) {
             m.add("kis_ingest_frames_received_total", "counter", "Data frames received, by tr_id.", Double(n), [("tr_id", tr)])
         }
@@ -28,31 +44,12 @@ extension LiveSession {
         for reason in DeadLetterReason.all {
             m.add("kis_ingest_deadletters_total", "counter", "Messages dead-lettered, by reason.", Double(p.deadLettersByReason[reason.name] ?? 0), [("reason", reason.name)])
         }
-        for (code, n) in s.controlByCode.sorted(by: { $0.key < $1.key }) {
+        for (code, n) in sessionCounters.controlByCode.sorted(by: { $0.key < $1.key }) {
             m.add("kis_ingest_control_messages_total", "counter", "Control messages, by msg_cd.", Double(n), [("code", code)])
         }
-        m.add("kis_ingest_buffer_dropped_total", "counter", "Frames dropped because the message buffer was full (still recorded with --record).", Double(s.droppedBufferFull), [("session", session)])
-        m.add("kis_ingest_buffer_depth", "gauge", "Frames waiting between the socket reader and the pipeline.", Double(buffer.count))
-        m.add("kis_ingest_buffer_capacity", "gauge", "KIS_MESSAGE_BUFFER_SIZE.", Double(configuration.bufferSize))
-        m.add("kis_ingest_pingpong_echoed_total", "counter", "PINGPONG heartbeats echoed.", Double(s.pingPongsEchoed), [("session", session)])
-        m.add("kis_ingest_registrations", "gauge", "Registrations acknowledged on the current connection (KIS allows 41).", Double(s.subscribed), [("session", session)])
-        m.add("kis_ingest_registrations_refused_total", "counter", "Registrations refused, by code.", Double(s.refused.values.reduce(0, +)), [("session", session)])
-        m.add("kis_ingest_seconds_since_last_message", "gauge", "Seconds since the last inbound message of any kind.", secondsSinceLastMessage, [("session", session)])
-        if let producer {
-            let k = producer.counters
-            m.add("kis_ingest_kafka_enqueued_total", "counter", "Messages handed to the Kafka producer.", Double(k.enqueued))
-            m.add("kis_ingest_kafka_delivered_total", "counter", "Messages acknowledged by Kafka.", Double(k.delivered))
-            for (error, n) in k.failedByError.sorted(by: { $0.key < $1.key }) {
-                m.add("kis_ingest_kafka_delivery_errors_total", "counter", "Messages Kafka could not take, by librdkafka error.", Double(n), [("error", error)])
-            }
-            m.add("kis_ingest_kafka_queue_full_total", "counter", "Enqueue attempts refused because the producer queue was full.", Double(k.queueFull))
-            m.add("kis_ingest_kafka_queue_depth", "gauge", "Messages enqueued but not yet delivered.", Double(producer.outstanding))
-        }
-        m.add("kis_ingest_tokens_issued_total", "counter", "Access tokens issued by KIS for this process.", Double(c.tokensIssued))
-        m.add("kis_ingest_approval_keys_issued_total", "counter", "WebSocket approval keys issued by KIS for this process.", Double(c.approvalKeysIssued))
-        m.add("kis_ingest_token_rate_limited_total", "counter", "EGW00133 answers (one token per minute per app key).", Double(c.rateLimited))
-        m.add("kis_ingest_credential_cache_hits_total", "counter", "Credentials served from memory or Redis.", Double(c.cacheHits))
-        m.add("kis_ingest_redis_errors_total", "counter", "Redis calls that failed (the in-memory copy was used).", Double(c.redisErrors))
+        m.add("kis_ingest_buffer_capacity", "gauge", "KIS_MESSAGE_BUFFER_SIZE (per session).", Double(configuration.bufferSize))
+        m.add(histogram: "kis_ingest_pipeline_latency_seconds", "Socket reader to Kafka produce call enqueued, per frame (buffer wait, parse, encode, enqueue).", pipelineLatency)
+        producer?.addMetrics(to: &m)
         m.add("kis_ingest_sign_corrections_total", "counter", "Deltas negated because their sign code said down.", Double(p.signCorrections))
         m.add("kis_ingest_book_total_mismatches_total", "counter", "H0STASP0 records whose totals differ from the level sums.", Double(p.bookTotalMismatches))
         for (tr, n) in p.recordsWithExtraFields.sorted(by: { $0.key < $1.key }) {
@@ -63,7 +60,10 @@ extension LiveSession {
 
     /// `/readyz`: the session is connected and Kafka is reachable.
     public func readiness() -> (ready: Bool, reason: String) {
-        guard connectionStatus == .connected else { return (false, "KIS session is \(connectionStatus.rawValue)") }
+        let notConnected = sessionSummaries.filter { $0.status != .connected }
+        guard notConnected.isEmpty else {
+            return (false, notConnected.map { "KIS session \($0.session) is \($0.status.rawValue)" }.joined(separator: "; "))
+        }
         if let producer {
             if let fatal = producer.fatalError { return (false, "Kafka producer fatal error: \(fatal)") }
             guard producer.brokersReachable(timeout: .seconds(1)) else {
@@ -75,15 +75,7 @@ extension LiveSession {
 
     /// Serves `/metrics`, `/healthz` and `/readyz`.
     public func startEndpoints(host: String, port: Int) async throws(TransportError) -> HTTPEndpointServer {
-        try await HTTPEndpointServer.start(host: host, port: port) { [self] _, path in
-            switch path {
-            case "/metrics": return (200, "text/plain; version=0.0.4; charset=utf-8", metricsText())
-            case "/healthz": return (200, "text/plain; charset=utf-8", "ok\n")
-            case "/readyz":
-                let (ready, reason) = readiness()
-                return (ready ? 200 : 503, "text/plain; charset=utf-8", reason + "\n")
-            default: return (404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz or /readyz\n")
-            }
-        }
+        try await HTTPEndpointServer.start(
+            host: host, port: port, handler: OperationalEndpoints.handler(metrics: { [self] in metricsText() }, readiness: { [self] in readiness() }))
     }
 }

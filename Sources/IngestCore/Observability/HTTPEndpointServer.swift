@@ -1,6 +1,9 @@
+import Dispatch
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 /// A small HTTP/1.1 server for operational endpoints (`/metrics`, `/healthz`, `/readyz`).
 public final class HTTPEndpointServer: Sendable {
@@ -34,7 +37,34 @@ public final class HTTPEndpointServer: Sendable {
         }
     }
 
+    /// `start` for synchronous programs (blocks the calling thread until bound; never call it from async code).
+    public static func startBlocking(host: String, port: Int, handler: @escaping Handler) throws(TransportError) -> HTTPEndpointServer {
+        let result = Mutex<Result<HTTPEndpointServer, TransportError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do throws(TransportError) {
+                let server = try await start(host: host, port: port, handler: handler)
+                result.withLock { $0 = .success(server) }
+            } catch {
+                result.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        return try result.withLock { $0! }.get()
+    }
+
+    /// Parses `HOST:PORT` (`[::1]:9464` too); `nil` for anything else.
+    public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
+
     public func stop() async { try? await channel.close() }
+
+    /// `stop` for synchronous programs.
+    public func stopBlocking() { try? channel.close().wait() }
 }
 
 final class EndpointHandler: ChannelInboundHandler, Sendable {

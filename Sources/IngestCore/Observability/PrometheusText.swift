@@ -23,5 +23,15 @@ public struct PrometheusText {
         lines.append("\(name)\(labelText) \(v)")
     }
 
+    mutating func addHistogramLine(_ name: String, _ help: String, suffix: String, _ value: Double, _ labels: [(String, String)]) {
+        if declared.insert(name).inserted {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) histogram")
+        }
+        let labelText = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        let v = value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        lines.append("\(name)\(suffix)\(labelText) \(v)")
+    }
+
     public var text: String { lines.joined(separator: "\n") + "\n" }
 }

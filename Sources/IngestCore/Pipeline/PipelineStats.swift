@@ -29,6 +29,23 @@ public struct PipelineStats: Sendable, Equatable {
 
     public init() {}
 
+    /// Adds another pipeline's counters (one pipeline per KIS session).
+    public mutating func merge(_ o: PipelineStats) {
+        messages += o.messages
+        framesByTrID.merge(o.framesByTrID, uniquingKeysWith: +)
+        recordsByTrID.merge(o.recordsByTrID, uniquingKeysWith: +)
+        messagesByTopic.merge(o.messagesByTopic, uniquingKeysWith: +)
+        deadLettersByReason.merge(o.deadLettersByReason, uniquingKeysWith: +)
+        controlByCode.merge(o.controlByCode, uniquingKeysWith: +)
+        widthsByTrID.merge(o.widthsByTrID) { a, b in a.merging(b, uniquingKeysWith: +) }
+        recordsWithExtraFields.merge(o.recordsWithExtraFields, uniquingKeysWith: +)
+        fieldDefaults.merge(o.fieldDefaults, uniquingKeysWith: +)
+        signCorrections += o.signCorrections
+        bookTotalMismatches += o.bookTotalMismatches
+        noticesNotPublished += o.noticesNotPublished
+        keysLearned += o.keysLearned
+    }
+
     /// Total dead letters.
     public var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
 }

@@ -34,6 +34,8 @@ public struct ReplayProgress: Sendable {
     public var elapsedSeconds: Double
     /// Estimated seconds left.
     public var etaSeconds: Double?
+    /// Messages published so far, by topic.
+    public var messagesByTopic: [String: Int] = [:]
 }
 
 /// What a replay did.
@@ -156,7 +158,7 @@ public struct Replayer {
                     }
                     progress(ReplayProgress(rows: rows, totalRows: Int(extent.rows), messages: summary.messages,
                                             recordedTime: row.receivedAt, lastRecordedTime: windowEnd,
-                                            elapsedSeconds: elapsed, etaSeconds: eta))
+                                            elapsedSeconds: elapsed, etaSeconds: eta, messagesByTopic: summary.messagesByTopic))
                 }
             }
         }

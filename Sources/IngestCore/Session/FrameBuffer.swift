@@ -54,6 +54,8 @@ public final class FrameBuffer: @unchecked Sendable {
         condition.unlock()
     }
 
+    public var isEmpty: Bool { count == 0 }
+
     public var count: Int {
         condition.lock()
         defer { condition.unlock() }
