@@ -15,7 +15,7 @@ struct Serve: AsyncParsableCommand {
             (OPSP0011), duplicates (OPSP0002). Playback for a client starts once its subscribing has been quiet for \
             --start-delay and resumes where the app key's last session stopped. Admin: GET /admin/status; \
             POST /admin/fault {"action": "close" | "drop" | "silence" | "malformed" | "refuse-tokens" | \
-            "forget-approval-keys", "seconds": N}. Binds to loopback unless told otherwise.
+            "forget-approval-keys" | "subscribe-errors" | "in-use", "seconds": N}. Binds to loopback unless told otherwise.
             """
     )
 

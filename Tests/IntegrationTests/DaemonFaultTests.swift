@@ -176,3 +176,79 @@ import Testing
         print("graceful shutdown: \(sent) frames sent by serve, \(published) market messages + \(deadLetters) dead letters counted, \(landed.count) in Kafka")
     }
 }
+
+@Suite(.serialized) struct MoreFaultTests {
+    /// Redis down at start: ingestion runs on the in-memory cache, no token storm (one token, one approval key);
+    /// once Redis is back, the shared cache is used again (the next issuance is written there).
+    @Test func redisDownAtStartThenBack() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = Int.random(in: 26000...29000)
+        let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
+        let appKey = "PSredisstart\(UUID().uuidString.prefix(6))"
+        let prefix = LocalServices.uniquePrefix("redisstart")
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: appKey, prefix: prefix, extra: ["REDIS_PORT": String(port)]),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        #expect(try await waitUntil(15) { try await serve.int("frames_sent") > 100 }, "\(daemon.output)")
+        try await Task.sleep(for: .seconds(6))  // longer than the 5 s Redis retry: still no storm
+        #expect(try await serve.int("tokens_issued") == 1)
+        #expect(try await serve.int("approval_keys_issued") == 1)
+        #expect(daemon.output.contains("Redis unavailable; continuing with the in-memory credential cache"))
+
+        let redis = try Background(URL(fileURLWithPath: "/usr/bin/redis-server"),
+                                   ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                   log: dir.appendingPathComponent("redis.log"))
+        defer { redis.stop(signal: SIGKILL) }
+        try await Task.sleep(for: .seconds(6))
+        // Something that needs the cache: KIS forgets the approval key; the new one goes to Redis too.
+        try await serve.fault("forget-approval-keys")
+        try await serve.fault("drop")
+        let client = try RedisClient(configuration: RedisConfiguration(host: "127.0.0.1", port: port))
+        let key = "kis-ingest:\(Secrets.fingerprint(appKey)):approval_key"
+        #expect(try await waitUntil(20) { (try? client.command(["EXISTS", key])) == .integer(1) }, "\(daemon.output)")
+        #expect(daemon.output.contains("Redis is reachable again; using the shared cache"))
+        #expect(try await serve.int("approval_keys_issued") == 2)
+        #expect(try await serve.int("tokens_issued") == 1)
+        #expect(daemon.stop() == 0)
+        let got = try KafkaConsumer(brokers: try LocalServices.kafkaBrokers).readAll([prefix + "market.tick"], idle: .seconds(3))
+        #expect(got.count > 300)
+        print("redis down at start: \(got.count) trades published, 1 token, 2 approval keys (the second after OPSP0011, cached in Redis again)")
+    }
+
+    /// OPSP8996 on reconnect (KIS still holds the dropped session): the daemon backs off at least
+    /// KIS_IN_USE_BACKOFF, then comes back, resubscribes, and reports the gap; attempts stay few.
+    @Test func alreadyInUseOnReconnect() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
+        let prefix = LocalServices.uniquePrefix("inuse")
+        let daemon = try Background(try Binaries.url("ingestd"), [],
+                                    environment: try daemonEnvironment(serve: serve, appKey: "PSinuse\(UUID().uuidString.prefix(6))", prefix: prefix,
+                                                                       extra: ["KIS_IN_USE_BACKOFF": "3s"]),
+                                    log: dir.appendingPathComponent("ingestd.log"))
+        #expect(try await waitUntil(15) { try await serve.int("frames_sent") > 100 })
+        try await serve.fault("in-use", seconds: 2)
+        let droppedAt = ContinuousClock.now
+        try await serve.fault("drop")
+        #expect(try await waitUntil(30) {
+            let total = try await serve.int("connections_total")
+            let open = try await serve.int("connections")
+            let refused = try await serve.int("rejected_in_use")
+            return refused >= 1 && total >= 3 && open == 1
+        }, "\(daemon.output)")
+        let sent = try await serve.int("frames_sent")
+        #expect(try await waitUntil(20) { try await serve.int("frames_sent") > sent + 50 }, "data flows again")
+        let recovered = ContinuousClock.now - droppedAt
+        #expect(recovered >= .seconds(3), "the in-use backoff was respected: \(recovered)")
+        let refusals = try await serve.int("rejected_in_use")
+        #expect(refusals <= 2, "no tight loop: \(refusals) OPSP8996 refusals")
+        #expect(daemon.stop() == 0)
+        let events = try KafkaConsumer(brokers: try LocalServices.kafkaBrokers).readAll([prefix + "market.status"], idle: .seconds(3))
+            .map { String(decoding: $0.value, as: UTF8.self) }
+        let reconnecting = events.filter { $0.contains("\"event\":\"reconnecting\"") }.count
+        #expect(events.contains { $0.contains("\"event\":\"gap\"") })
+        #expect(reconnecting >= 2 && reconnecting <= 4, "\(reconnecting) reconnect attempts")
+        print("OPSP8996 on reconnect: \(refusals) refusal(s), \(reconnecting) reconnect attempts, data again after \(recovered)")
+    }
+}

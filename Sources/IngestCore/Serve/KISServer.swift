@@ -90,6 +90,8 @@ public final class KISServer: @unchecked Sendable {
         var refuseTokensUntil: ContinuousClock.Instant?
         var subscribeErrors = 0
         var silentUntil: ContinuousClock.Instant?
+        /// Until then every subscribe is answered OPSP8996 (as when KIS still holds a dead session of the app key).
+        var inUseUntil: ContinuousClock.Instant?
     }
     let shared = Mutex(Shared())
 
@@ -258,8 +260,9 @@ public final class KISServer: @unchecked Sendable {
         case "refuse-tokens": shared.withLock { $0.refuseTokensUntil = .now + .milliseconds(Int64(seconds * 1000)) }
         case "forget-approval-keys": shared.withLock { $0.approvalKeys.removeAll() }
         case "subscribe-errors": shared.withLock { $0.subscribeErrors = (o["count"] as? NSNumber)?.intValue ?? 1 }
+        case "in-use": shared.withLock { $0.inUseUntil = .now + .milliseconds(Int64(seconds * 1000)) }
         default:
-            return (.badRequest, "{\"error\":\"unknown action \\\"\(action)\\\": use close, drop, silence, malformed, refuse-tokens, forget-approval-keys or subscribe-errors\"}")
+            return (.badRequest, "{\"error\":\"unknown action \\\"\(action)\\\": use close, drop, silence, malformed, refuse-tokens, forget-approval-keys, subscribe-errors or in-use\"}")
         }
         logger.notice("fault injected", metadata: ["action": "\(action)", "seconds": "\(seconds)", "connections": "\(connections.count)"])
         return (.ok, "{\"ok\":true,\"action\":\"\(action)\",\"connections\":\(connections.count)}")
@@ -454,6 +457,10 @@ final class ServeConnection: @unchecked Sendable {
         let me = ObjectIdentifier(self)
         let alreadyRejected = state.withLock { s in defer { s.rejectedInUse = true }; return s.rejectedInUse }
         let inUse = server.shared.withLock { s -> Bool in
+            if let until = s.inUseUntil, ContinuousClock.now < until {
+                if !alreadyRejected { s.status.rejectedInUse += 1 }
+                return true
+            }
             if let holder = s.activeSession[app], holder != me, s.connections[holder] != nil {
                 if !alreadyRejected { s.status.rejectedInUse += 1 }  // counted per connection
                 return true
