@@ -36,6 +36,9 @@ import Testing
         ("0|H0STCNT0|001|" + replacing(2, with: ""), .badField),
         ("0|H0STCNT0|001|" + replacing(12, with: "1.5"), .badField),
         ("0|H0STCNT0|001|" + replacing(33, with: "20231332"), .badField),
+        // Found by the fuzzer: a far-future date overflowed the Int64 nanosecond timestamp and trapped.
+        ("0|H0STCNT0|001|" + replacing(33, with: "99991231"), .badField),
+        ("0|H0STCNT0|001|" + replacing(33, with: "22620412"), .badField),
         ("0|H0STCNT0|001|" + replacing(1, with: "25:00:00"), .badField),
         ("0|H0STCNT0|001|" + replacing(0, with: ""), .badField),
         ("1|H0STCNI0|001|uhtkoQf3", .missingKey),

@@ -45,7 +45,8 @@ public enum KSTTime {
     static func day(yyyymmdd bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
         guard bytes.count == 8, let v = digits(bytes, 0, 8) else { return nil }
         let year = v / 10000, month = (v / 100) % 100, day = v % 100
-        guard year >= 1970, (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month) else {
+        // Nanoseconds since the epoch fit in an Int64 until 2262-04-11; later dates cannot be represented.
+        guard (1970...2261).contains(year), (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month) else {
             return nil
         }
         return daysFromCivil(year: year, month: month, day: day)

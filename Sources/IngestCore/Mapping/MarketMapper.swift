@@ -45,7 +45,7 @@ struct MarketMapper {
     }
 
     private func day(_ r: RecordView, _ i: Int, _ name: String) throws(FrameError) -> Int64 {
-        guard let d = KSTTime.day(yyyymmdd: r.bytes(i)) else { throw fail(r, i, name, "is not a YYYYMMDD date") }
+        guard let d = KSTTime.day(yyyymmdd: r.bytes(i)) else { throw fail(r, i, name, "is not a YYYYMMDD date from 1970 to 2261") }
         return d
     }
 

@@ -1,0 +1,1 @@
+../../../Sources/IngestCore/Kafka/KafkaRecord.swift
