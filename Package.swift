@@ -55,6 +55,8 @@ let package = Package(
             dependencies: executableDependencies + [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: swiftSettings
         ),
+        // Stage benchmarks, run by scripts/bench (not part of the tests).
+        .executableTarget(name: "kis-bench", dependencies: executableDependencies, swiftSettings: swiftSettings),
         // The public KIS frame corpus (fixtures/kis-frames), shared by both test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(

@@ -92,8 +92,11 @@ struct Replay: ParsableCommand {
                 throw ExitCode(1)
             }
         }
+        var bytes = 0
         let summary = try Replayer(reader: reader, options: options).run(progress: { bar.update($0); metrics.update($0) }) { output in
-            if let producer, let record = KafkaRecord(output) { try producer.sendWaiting(record) }
+            guard let record = KafkaRecord(output) else { return }
+            bytes += record.key.count + record.value.count + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+            if let producer { try producer.sendWaiting(record) }
         }
         bar.finish()
         metrics.finish(summary)
@@ -110,7 +113,8 @@ struct Replay: ParsableCommand {
         lines.insert(contentsOf: Self.describe(summary), at: 0)
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         if let summaryJson {
-            let json = Self.json(summary, delivered: producer?.counters.delivered, failed: producer?.counters.failed)
+            var json = Self.json(summary, delivered: producer?.counters.delivered, failed: producer?.counters.failed)
+            json.insert(contentsOf: ",\"message_bytes\":\(bytes)", at: json.index(json.endIndex, offsetBy: -2))
             FileManager.default.createFile(atPath: summaryJson, contents: Data(json.utf8))
         }
         endpoints?.stopBlocking()

@@ -28,6 +28,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Playback speed (1 = recorded pacing); default: as fast as the client reads.")
     var speed: Double?
 
+    @Option(help: "Serve only frames received at or after this time (ISO 8601 with zone, or ns).")
+    var from: String?
+
+    @Option(help: "Serve only frames received before this time.")
+    var to: String?
+
     @Option(help: "PINGPONG period (Go duration).")
     var pingpongInterval: String = "100s"
 
@@ -68,8 +74,13 @@ struct Serve: AsyncParsableCommand {
         if let speed, speed <= 0 { throw ValidationError("--speed must be positive") }
         guard registrationLimit >= 1 else { throw ValidationError("--registration-limit must be at least 1") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        func time(_ name: String, _ text: String?) throws -> Int64? {
+            guard let text else { return nil }
+            guard let ns = TimeParsing.nanoseconds(text) else { throw ValidationError("--\(name) \"\(text)\" is neither ns since the epoch nor ISO 8601 with a zone") }
+            return ns
+        }
         let options = ServeOptions(
-            host: host, port: port, speed: speed, pingPongInterval: try duration("pingpong-interval", pingpongInterval),
+            host: host, port: port, speed: speed, from: try time("from", from), to: try time("to", to), pingPongInterval: try duration("pingpong-interval", pingpongInterval),
             pingPongTimeout: try pingpongTimeout.map { try duration("pingpong-timeout", $0) },
             startDelay: try duration("start-delay", startDelay), registrationLimit: registrationLimit, tokenInterval: try duration("token-interval", tokenInterval),
             tlsCertificate: tlsCert, tlsKey: tlsKey)

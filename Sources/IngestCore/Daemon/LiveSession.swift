@@ -139,6 +139,12 @@ public final class LiveSession: @unchecked Sendable {
             summary.append("\(undelivered) messages could not be delivered to Kafka; they are in the recording" + (recorded.isEmpty ? " (none attached: they are lost)" : ""))
         }
         if shards.count > 1 { summary.append("\(shards.count) sessions") }
+        let latency = pipelineLatency
+        if latency.count > 0 {
+            summary.append(String(format: "socket → produce enqueued p50 %.1f µs, p99 %.1f µs, p99.9 %.1f µs, max %.1f µs over %d frames",
+                                  Double(latency.quantile(0.5)) / 1e3, Double(latency.quantile(0.99)) / 1e3,
+                                  Double(latency.quantile(0.999)) / 1e3, Double(latency.maxNanoseconds) / 1e3, Int(latency.count)))
+        }
         logger.info("stopped: \(summary.joined(separator: "; "))")
         return exitCode
     }

@@ -48,7 +48,12 @@ extension LiveSession {
             m.add("kis_ingest_control_messages_total", "counter", "Control messages, by msg_cd.", Double(n), [("code", code)])
         }
         m.add("kis_ingest_buffer_capacity", "gauge", "KIS_MESSAGE_BUFFER_SIZE (per session).", Double(configuration.bufferSize))
-        m.add(histogram: "kis_ingest_pipeline_latency_seconds", "Socket reader to Kafka produce call enqueued, per frame (buffer wait, parse, encode, enqueue).", pipelineLatency)
+        let latency = pipelineLatency
+        m.add(histogram: "kis_ingest_pipeline_latency_seconds", "Socket reader to Kafka produce call enqueued, per frame (buffer wait, parse, encode, enqueue).", latency)
+        for q in [0.5, 0.99, 0.999] {
+            m.add("kis_ingest_pipeline_latency_quantile_seconds", "gauge", "Quantiles of kis_ingest_pipeline_latency_seconds since start (within 1/16).",
+                  Double(latency.quantile(q)) / 1e9, [("quantile", "\(q)")])
+        }
         producer?.addMetrics(to: &m)
         m.add("kis_ingest_sign_corrections_total", "counter", "Deltas negated because their sign code said down.", Double(p.signCorrections))
         m.add("kis_ingest_book_total_mismatches_total", "counter", "H0STASP0 records whose totals differ from the level sums.", Double(p.bookTotalMismatches))

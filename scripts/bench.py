@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""scripts/bench's driver: runs each benchmark several times against its ceiling in the same run and prints medians,
+minima, maxima and ratios; writes results.json. Called by scripts/bench (which builds and starts the services)."""
+import argparse
+import json
+import os
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = {}
+ROWS = []
+
+
+def log(text):
+    print(text, flush=True)
+
+
+def stats(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def row(measure, values, unit, target=None, note=""):
+    s = stats(values)
+    ROWS.append((measure, s, unit, target, note))
+    log(f"  {measure}: median {fmt(s['median'])} {unit} (min {fmt(s['min'])}, max {fmt(s['max'])}){' ' + note if note else ''}")
+    return s
+
+
+def fmt(v):
+    if isinstance(v, float) and abs(v) < 100:
+        return f"{v:.3g}"
+    return f"{v:,.0f}"
+
+
+def taskset(cmd, core="1"):
+    return (["taskset", "-c", core] if shutil_which("taskset") else []) + cmd
+
+
+def shutil_which(name):
+    from shutil import which
+    return which(name)
+
+
+class RSS(threading.Thread):
+    """Samples VmRSS and VmHWM of a process every 250 ms."""
+
+    def __init__(self, pid):
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.hwm, self.running = pid, [], 0, True
+
+    def run(self):
+        while self.running:
+            try:
+                text = open(f"/proc/{self.pid}/status").read()
+            except OSError:
+                return
+            rss = int(re.search(r"VmRSS:\s+(\d+)", text).group(1)) / 1024
+            hwm = int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) / 1024
+            self.samples.append((time.monotonic(), rss))
+            self.hwm = max(self.hwm, hwm)
+            time.sleep(0.25)
+
+    def stop(self):
+        self.running = False
+        return self
+
+
+def http(url, data=None, timeout=5):
+    req = urllib.request.Request(url, data=data.encode() if data is not None else None, method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read().decode()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " ") or (line.startswith(name + "{") and "}" in line):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def metric_labeled(text, name, label):
+    for line in text.splitlines():
+        if line.startswith(name + "{") and label in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def bench_parse(a):
+    log("== 1. parse + encode, one core, vs the Python reference (str.split, as KIS's samples)")
+    cases = [("tick46", 1), ("tick47", 1), ("book62", 1), ("tick46", 10), ("tick47", 10), ("book62", 5)]
+    out = {}
+    for kind, per in cases:
+        frames_file = os.path.join(a.out, f"frames-{kind}-{per}.txt")
+        swift, python = [], []
+        for i in range(a.runs):
+            cmd = [f"{a.bin}/kis-bench", "parse", "--kind", kind, "--per-frame", str(per), "--records", str(a.parse_records)]
+            if i == 0:
+                cmd += ["--write-frames", frames_file]
+            r = json.loads(subprocess.run(taskset(cmd), check=True, capture_output=True, text=True).stdout)
+            swift.append(r["records_per_s"])
+            rounds = max(1, 200_000 // (10_000 * per))
+            p = json.loads(subprocess.run(taskset([sys.executable, os.path.join(ROOT, "scripts/bench_reference.py"), frames_file, str(rounds)]),
+                                          check=True, capture_output=True, text=True).stdout)
+            python.append(p["records_per_s"])
+        s = row(f"parse+encode {kind} ×{per}/frame (records/s)", swift, "records/s", ">= 3M (H0STCNT0)")
+        py = row(f"python reference {kind} ×{per}/frame (records/s)", python, "records/s")
+        ratio = s["median"] / py["median"]
+        log(f"  ratio: {ratio:.1f}× the Python reference")
+        out[f"{kind}x{per}"] = {"swift": s, "python": py, "ratio": ratio}
+    RESULTS["parse"] = out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def synth(path, symbols, tps, bps, minutes, a):
+    if os.path.exists(path):
+        return
+    codes = ",".join(f"{100000 + i * 7:06d}" for i in range(symbols))
+    log(f"  generating {path} ({symbols} symbols, {minutes} min)")
+    subprocess.run([f"{a.bin}/ingest-record", "synth", "--symbols", codes, "--trades-per-second", str(tps),
+                    "--books-per-second", str(bps), "--from", "2025-07-30T09:00:00+09:00",
+                    "--to", f"2025-07-30T09:{minutes:02d}:00+09:00", "--out", path, "--batch-size", "20000"],
+                   check=True, capture_output=True, text=True)
+
+
+def frames_in(path):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    n, first, last = db.execute("SELECT count(*), min(recv_ns), max(recv_ns) FROM messages WHERE kind IN (1,2)").fetchone()
+    subs = json.loads(db.execute("SELECT subscriptions FROM sessions ORDER BY id LIMIT 1").fetchone()[0])
+    return n, first, last, subs
+
+
+def bench_replay(a):
+    log("== 2. replay --max of a ≥ 1 M-frame recording into the local broker, vs rdkafka_performance (same run)")
+    path = os.path.join(ROOT, ".run/bench/day-1m.sqlite")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    synth(path, 40, 12, 16, 20, a)
+    n, _, _, _ = frames_in(path)
+    log(f"  {n:,} frames")
+    ours, theirs, rss_peak, rss_flat = [], [], [], []
+    info = {}
+    for i in range(a.runs):
+        prefix = f"bench-{uuid.uuid4().hex[:8]}."
+        summary = os.path.join(a.out, f"replay-{i}.json")
+        start = time.monotonic()
+        p = subprocess.Popen([f"{a.bin}/ingest-replay", path, "--max", "--topic-prefix", prefix, "--summary-json", summary],
+                             env=dict(os.environ, KAFKA_BROKERS=a.brokers), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        sampler = RSS(p.pid)
+        sampler.start()
+        _, err = p.communicate()
+        wall = time.monotonic() - start
+        sampler.stop()
+        if p.returncode != 0:
+            raise SystemExit(f"replay failed: {err[-2000:]}")
+        s = json.load(open(summary))
+        messages = s["delivered"]
+        ours.append(messages / wall)
+        rss_peak.append(sampler.hwm)
+        second_half = [r for t, r in sampler.samples[len(sampler.samples) // 2:]]
+        first_half = [r for t, r in sampler.samples[len(sampler.samples) // 4:len(sampler.samples) // 2]]
+        if first_half and second_half:
+            rss_flat.append(statistics.median(second_half) - statistics.median(first_half))
+        size = max(1, round(s["message_bytes"] / messages))
+        info = {"messages": messages, "frames": s["frames"], "avg_message_bytes": size}
+        start = time.monotonic()
+        r = subprocess.run([a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", a.brokers, "-s", str(size),
+                            "-c", str(messages), "-z", "snappy", "-a", "-1", "-X", "enable.idempotence=true",
+                            "-X", "linger.ms=5", "-X", "partitioner=murmur2_random", "-X", "client.id=kis-bench"],
+                           capture_output=True, text=True)
+        wall_theirs = time.monotonic() - start
+        if r.returncode != 0:
+            raise SystemExit(f"rdkafka_performance failed: {r.stderr[-2000:]}")
+        theirs.append(messages / wall_theirs)
+        log(f"  run {i + 1}: ingest-replay {messages / wall:,.0f} msg/s ({wall:.1f} s), rdkafka_performance {messages / wall_theirs:,.0f} msg/s ({wall_theirs:.1f} s), peak RSS {sampler.hwm:.0f} MB")
+    o = row("replay --max (messages/s, wall incl. flush)", ours, "msg/s")
+    t = row("rdkafka_performance, same count and size (messages/s)", theirs, "msg/s")
+    ratio = o["median"] / t["median"]
+    log(f"  ratio: {ratio:.2f} × rdkafka_performance (target ≥ 0.8)")
+    mem = row("replay peak RSS (MB)", rss_peak, "MB", "<= 64")
+    flat = row("replay RSS drift, 2nd half vs 1st (MB)", rss_flat or [0.0], "MB", "flat")
+    RESULTS["replay"] = {"ours": o, "rdkafka_performance": t, "ratio": ratio, "rss_peak_mb": mem, "rss_drift_mb": flat, **info}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def bench_recorder(a):
+    log("== 3. session store: frames/s (WAL, batched) and bytes on disk per frame vs raw")
+    rates, ratios, disk = [], [], []
+    for i in range(a.runs):
+        r = json.loads(subprocess.run([f"{a.bin}/kis-bench", "recorder", "--frames", str(a.recorder_frames), "--dir", os.path.join(ROOT, ".run")],
+                                      check=True, capture_output=True, text=True).stdout)
+        rates.append(r["frames_per_s"])
+        ratios.append(r["disk_bytes_per_frame"] / r["raw_bytes_per_frame"])
+        disk.append(r["disk_bytes_per_frame"])
+    RESULTS["recorder"] = {"frames_per_s": row("recorder (frames/s)", rates, "frames/s", ">= 1M"),
+                           "disk_over_raw": row("recorder bytes on disk / raw frame bytes", ratios, "×", "<= 1.1"),
+                           "disk_bytes_per_frame": row("recorder bytes on disk per frame", disk, "B")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def start_serve(a, path, extra):
+    port_file = os.path.join(a.out, f"serve-{uuid.uuid4().hex[:6]}.port")
+    p = subprocess.Popen([f"{a.bin}/ingest-replay", "serve", path, "--listen", "127.0.0.1:0", "--port-file", port_file] + extra,
+                         stdout=subprocess.DEVNULL, stderr=open(port_file + ".log", "w"))
+    for _ in range(600):
+        if os.path.exists(port_file) and open(port_file).read().strip():
+            return p, int(open(port_file).read())
+        time.sleep(0.1)
+    raise SystemExit("serve did not start")
+
+
+def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=None, long_seconds=None):
+    serve_args = ["--start-delay", "2s", "--pingpong-interval", "100s"] + (["--speed", str(speed)] if speed else [])
+    serve, port = start_serve(a, path, serve_args)
+    env = dict(os.environ, KIS_API_KEY=f"PSbench{uuid.uuid4().hex[:8]}", KIS_API_SECRET="bench-secret",
+               KIS_WEBSOCKET_URL=f"ws://127.0.0.1:{port}/tryitout", KIS_API_URL=f"http://127.0.0.1:{port}",
+               KIS_SUBSCRIPTIONS=",".join(subs), KIS_SUBSCRIBE_INTERVAL="20ms", KAFKA_BROKERS=a.brokers,
+               KAFKA_TOPIC_PREFIX=f"bench-live-{uuid.uuid4().hex[:6]}.", METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
+               LOG_LEVEL="notice", REDIS_HOST="", **(extra_env or {}))
+    log_path = os.path.join(a.out, f"ingestd-{metrics_port}.log")
+    d = subprocess.Popen([f"{a.bin}/ingestd"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    sampler = RSS(d.pid)
+    sampler.start()
+    status = {}
+    first_sent_at = None
+    deadline = time.monotonic() + (long_seconds or seconds_limit)
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            status = json.loads(http(f"http://127.0.0.1:{port}/admin/status", "{}"))
+        except Exception:
+            continue
+        if first_sent_at is None and status.get("frames_sent", 0) > 0:
+            first_sent_at = time.monotonic()
+        if status.get("done") and not long_seconds:
+            break
+    done_at = time.monotonic()
+    time.sleep(1.5)
+    metrics = http(f"http://127.0.0.1:{metrics_port}/metrics")
+    d.terminate()
+    d.wait(timeout=60)
+    sampler.stop()
+    serve.terminate()
+    serve.wait(timeout=30)
+    elapsed = done_at - (first_sent_at or done_at)
+    sent = status.get("frames_sent", 0)
+    return {
+        "frames_sent": sent, "seconds": elapsed, "frames_per_s": sent / elapsed if elapsed > 0 else 0,
+        "p50_us": metric_labeled(metrics, "kis_ingest_pipeline_latency_quantile_seconds", 'quantile="0.5"') * 1e6,
+        "p99_us": metric_labeled(metrics, "kis_ingest_pipeline_latency_quantile_seconds", 'quantile="0.99"') * 1e6,
+        "p999_us": metric_labeled(metrics, "kis_ingest_pipeline_latency_quantile_seconds", 'quantile="0.999"') * 1e6,
+        "dropped": metric(metrics, "kis_ingest_buffer_dropped_total") or 0,
+        "received": metric(metrics, "kis_ingest_messages_received_total") or 0,
+        "registrations": metric(metrics, "kis_ingest_registrations") or 0,
+        "rss_samples": sampler.samples, "rss_peak": sampler.hwm,
+        "stopped": next((l for l in open(log_path) if "stopped:" in l), "").strip()[-400:],
+    }
+
+
+def bench_live(a):
+    log("== 4. live latency: ingestd against serve, socket reader → produce enqueued; and the load test (41 registrations)")
+    path = os.path.join(ROOT, ".run/bench/dense.sqlite")
+    synth(path, 20, 30, 40, 5, a)
+    n, first, last, subs = frames_in(path)
+    rate = n / ((last - first) / 1e9)
+    log(f"  {n:,} frames over {(last - first) / 1e9:.0f} s ({rate:,.0f} frames/s recorded), {len(subs)} registrations")
+    target_speed = 20_000 / rate
+    p50, p99, p999, achieved = [], [], [], []
+    for i in range(a.runs):
+        r = live_run(a, path, subs, round(target_speed, 2), 9470 + i)
+        achieved.append(r["frames_per_s"])
+        p50.append(r["p50_us"]); p99.append(r["p99_us"]); p999.append(r["p999_us"])
+        log(f"  run {i + 1}: {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, {r['registrations']:.0f} registrations, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
+    RESULTS["live"] = {"frames_per_s": row("live rate achieved (frames/s)", achieved, "frames/s", "20 000"),
+                       "p50_us": row("socket → produce enqueued p50 (µs)", p50, "µs"),
+                       "p99_us": row("socket → produce enqueued p99 (µs)", p99, "µs", "<= 50"),
+                       "p999_us": row("socket → produce enqueued p99.9 (µs)", p999, "µs")}
+    log("  load: 41 registrations, rising speed until drops")
+    load = []
+    for speed in [target_speed * 2.5, target_speed * 5, None]:
+        r = live_run(a, path, subs, round(speed, 2) if speed else None, 9480 + len(load))
+        load.append({"requested_per_s": round(speed * rate) if speed else "unpaced", "frames_per_s": r["frames_per_s"],
+                     "dropped": r["dropped"], "frames_sent": r["frames_sent"], "p99_us": r["p99_us"]})
+        log(f"  {load[-1]}")
+    zero = [l["frames_per_s"] for l in load if l["dropped"] == 0]
+    RESULTS["load"] = {"runs": load, "highest_zero_drop_frames_per_s": max(zero) if zero else 0}
+    log(f"  highest rate with zero drops: {RESULTS['load']['highest_zero_drop_frames_per_s']:,.0f} frames/s")
+
+
+def bench_memory_long(a):
+    log(f"== 5b. ingestd RSS over a {a.long_run} s run at recorded pace ×{a.long_speed}")
+    path = os.path.join(ROOT, ".run/bench/day-1m.sqlite")
+    n, first, last, subs = frames_in(path)
+    subs = subs[:41]
+    r = live_run(a, path, subs, a.long_speed, 9490, long_seconds=a.long_run)
+    samples = [rss for _, rss in r["rss_samples"]]
+    q = len(samples) // 4
+    early, late = statistics.median(samples[q:2 * q] or samples), statistics.median(samples[-q:] or samples)
+    RESULTS["ingestd_memory"] = {"seconds": a.long_run, "frames": r["frames_sent"], "rss_peak_mb": r["rss_peak"],
+                                 "rss_second_quarter_mb": early, "rss_last_quarter_mb": late}
+    log(f"  {r['frames_sent']:,} frames; RSS peak {r['rss_peak']:.0f} MB, 2nd quarter {early:.1f} MB, last quarter {late:.1f} MB")
+
+
+def bench_pacing(a):
+    log("== 6. pacing: --speed 1 over 30 s of recorded time")
+    path = os.path.join(ROOT, "fixtures/session-small.sqlite")
+    n, first, last, _ = frames_in(path)
+    p50, p99, mx = [], [], []
+    for i in range(a.runs):
+        summary = os.path.join(a.out, f"pacing-{i}.json")
+        subprocess.run([f"{a.bin}/ingest-replay", path, "--speed", "1", "--from", str(first + 60_000_000_000), "--to", str(first + 90_000_000_000),
+                        "--topic-prefix", f"bench-pace-{uuid.uuid4().hex[:6]}.", "--summary-json", summary],
+                       env=dict(os.environ, KAFKA_BROKERS=a.brokers), check=True, capture_output=True)
+        s = json.load(open(summary))["pacing"]
+        p50.append(s["p50_ns"] / 1e6); p99.append(s["p99_ns"] / 1e6); mx.append(s["max_ns"] / 1e6)
+    RESULTS["pacing"] = {"p50_ms": row("pacing error p50 (ms)", p50, "ms"), "p99_ms": row("pacing error p99 (ms)", p99, "ms", "<= 1"),
+                         "max_ms": row("pacing error max (ms)", mx, "ms")}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--brokers", required=True)
+    ap.add_argument("--rdkafka-performance", required=True)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="parse,replay,recorder,live,memory,pacing")
+    ap.add_argument("--parse-records", type=int, default=3_000_000)
+    ap.add_argument("--recorder-frames", type=int, default=1_000_000)
+    ap.add_argument("--long-run", type=int, default=120, help="seconds of the ingestd memory run (the issue asks for 600)")
+    ap.add_argument("--long-speed", type=float, default=1.0)
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    started = time.time()
+    for name, fn in [("parse", bench_parse), ("replay", bench_replay), ("recorder", bench_recorder), ("live", bench_live),
+                     ("memory", bench_memory_long), ("pacing", bench_pacing)]:
+        if name in only:
+            fn(a)
+    RESULTS["meta"] = {"runs": a.runs, "seconds": time.time() - started, "host_cores": os.cpu_count(),
+                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(RESULTS, f, indent=2, default=str)
+    log("\n| measure | median | min | max | target |\n|---|---|---|---|---|")
+    for measure, s, unit, target, note in ROWS:
+        log(f"| {measure} | {fmt(s['median'])} {unit} | {fmt(s['min'])} | {fmt(s['max'])} | {target or ''} |")
+    log(f"\nresults: {a.out}/results.json")
+
+
+if __name__ == "__main__":
+    main()
