@@ -160,3 +160,65 @@ import Testing
         }
     }
 }
+
+@Suite struct FastEncodingTests {
+    /// The hand-written TickData encoder writes exactly what SwiftProtobuf writes.
+    @Test func tickEncoderMatchesSwiftProtobuf() throws {
+        var rng = SystemRandomNumberGenerator()
+        let specials: [Double] = [0, -0.0, 1, -1, 71900, 0.05, -0.14, .infinity, -.infinity, .greatestFiniteMagnitude, .leastNonzeroMagnitude]
+        let ints: [Int64] = [0, 1, -1, 127, 128, 300, .max, .min, 1_686_530_034_000_000_000, -5]
+        var cases: [TickData] = []
+        for symbol in ["", "005930", "DNASAAPL", "가나다", String(repeating: "x", count: 200)] {
+            for _ in 0..<40 {
+                var t = TickData()
+                t.symbol = symbol
+                t.price = Bool.random(using: &rng) ? specials.randomElement(using: &rng)! : Double.random(in: -1e6...1e6, using: &rng)
+                t.volume = Bool.random(using: &rng) ? ints.randomElement(using: &rng)! : Int64.random(in: .min ... .max, using: &rng)
+                t.timestamp = ints.randomElement(using: &rng)!
+                t.change = specials.randomElement(using: &rng)!
+                t.changeRate = Double.random(in: -30...30, using: &rng)
+                cases.append(t)
+            }
+        }
+        for t in cases {
+            let reference: [UInt8] = try t.serializedBytes()
+            #expect(FastEncoding.tick(t) == reference, "\(t)")
+        }
+        // NaN: SwiftProtobuf writes any non-zero bit pattern.
+        var nan = TickData()
+        nan.price = .nan
+        #expect(FastEncoding.tick(nan) == (try nan.serializedBytes() as [UInt8]))
+    }
+
+    /// The hand-written OrderBook encoder writes exactly what SwiftProtobuf writes.
+    @Test func bookEncoderMatchesSwiftProtobuf() throws {
+        var rng = SystemRandomNumberGenerator()
+        let quantities: [Int64] = [0, 1, 127, 128, 16_384, .max, -1, .min, 1_205_652]
+        for levels in [0, 1, 3, 10] {
+            for _ in 0..<60 {
+                var b = OrderBook()
+                b.symbol = ["", "005930", "DNASAAPL"].randomElement(using: &rng)!
+                b.timestamp = [0, 1_753_836_471_000_000_000, -1].randomElement(using: &rng)!
+                func level() -> Kis_Market_V1_Level {
+                    var l = Kis_Market_V1_Level()
+                    l.price = [0, -0.0, 71900, 0.5, Double.random(in: 0...1e6, using: &rng)].randomElement(using: &rng)!
+                    l.quantity = Bool.random(using: &rng) ? quantities.randomElement(using: &rng)! : Int64.random(in: 0...10_000_000, using: &rng)
+                    return l
+                }
+                b.bids = (0..<levels).map { _ in level() }
+                b.asks = (0..<Int.random(in: 0...levels, using: &rng)).map { _ in level() }
+                let reference: [UInt8] = try b.serializedBytes()
+                #expect(FastEncoding.book(b) == reference, "\(b)")
+            }
+        }
+    }
+
+    @Test func headerDigits() {
+        for v: Int64 in [0, 1, 9, 10, -1, -10, 1_753_836_471_123_456_789, .max, .min, 999, -999] {
+            #expect(FastEncoding.decimal(v) == Array(String(v).utf8))
+        }
+        for (i, n) in [(1, 1), (2, 3), (9, 9), (10, 12), (1, 10), (123, 456)] {
+            #expect(FastEncoding.position(i, of: n) == Array("\(i)/\(n)".utf8))
+        }
+    }
+}

@@ -24,7 +24,21 @@ public final class IngestEngine: @unchecked Sendable {
 
     public func start() {
         let thread = Thread { [self] in
-            while let item = buffer.pop() { process(item) }
+            var dirty = false
+            while true {
+                // Publish a snapshot for metrics every 256 messages, and whenever the buffer runs dry (idle time).
+                if dirty && buffer.isEmpty {
+                    publish()
+                    dirty = false
+                }
+                guard let item = buffer.pop() else { break }
+                process(item)
+                dirty = true
+                if pipeline.messageCount & 0xFF == 0 {
+                    publish()
+                    dirty = false
+                }
+            }
             publish()
             done.signal()
         }
@@ -50,8 +64,6 @@ public final class IngestEngine: @unchecked Sendable {
             }
             // Socket reader → last produce call of the frame enqueued (buffer wait, parse, encode, enqueue).
             if produced { latency.record(nanoseconds: wallClockNanoseconds() - receivedAt) }
-            // Publish a snapshot for metrics every 256 messages and whenever the buffer runs dry.
-            if pipeline.stats.messages & 0xFF == 0 || buffer.isEmpty { publish() }
         }
     }
 

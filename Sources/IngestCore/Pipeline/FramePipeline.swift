@@ -1,3 +1,19 @@
+extension FramePipeline.TrCounters {
+    @inline(__always)
+    mutating func count(width w: Int, records n: Int, extra: Bool) {
+        records += n
+        if extra { extraFieldRecords += n }
+        if w == width || framesAtWidth == 0 {
+            width = w
+            framesAtWidth += 1
+        } else {
+            otherWidths[width, default: 0] += framesAtWidth
+            width = w
+            framesAtWidth = 1
+        }
+    }
+}
+
 /// The frame path shared by the live daemon and the replayer: classify an inbound KIS text message, split and
 /// decrypt data frames, map every record, and route what cannot be mapped to the dead-letter topic.
 ///
@@ -5,7 +21,48 @@
 /// tr_id, replaced by every new ack, as KIS hands out new keys on every connection).
 public struct FramePipeline: Sendable {
     public var topics: TopicConfiguration
-    public private(set) var stats = PipelineStats()
+    /// Counters that are not per TR; per-TR ones are in `perTR` and folded in when `stats` is read.
+    private var counters = PipelineStats()
+    private var perTR = [TrCounters](repeating: TrCounters(), count: TrLayout.all.count)
+
+    /// Per-TR counters kept in an array indexed by `TrLayout.ordinal`: the hot path touches no dictionary.
+    struct TrCounters {
+        var frames = 0
+        var records = 0
+        var published = 0
+        var extraFieldRecords = 0
+        var width = 0
+        var framesAtWidth = 0
+        var otherWidths: [Int: Int] = [:]
+    }
+
+    /// Inbound messages so far (cheap, unlike `stats`).
+    public var messageCount: Int { counters.messages }
+
+    /// Everything counted so far (folds the per-TR counters: read it now and then, not per message).
+    public var stats: PipelineStats {
+        var s = counters
+        for layout in TrLayout.all {
+            let c = perTR[layout.ordinal]
+            guard c.frames > 0 else { continue }
+            s.framesByTrID[layout.trID, default: 0] += c.frames
+            if c.records > 0 { s.recordsByTrID[layout.trID, default: 0] += c.records }
+            if c.extraFieldRecords > 0 { s.recordsWithExtraFields[layout.trID, default: 0] += c.extraFieldRecords }
+            var widths = c.otherWidths
+            if c.framesAtWidth > 0 { widths[c.width, default: 0] += c.framesAtWidth }
+            if !widths.isEmpty { s.widthsByTrID[layout.trID, default: [:]].merge(widths, uniquingKeysWith: +) }
+            if c.published > 0, let topic = topic(for: layout) { s.messagesByTopic[topic, default: 0] += c.published }
+        }
+        return s
+    }
+
+    private func topic(for layout: TrLayout) -> String? {
+        switch layout.mapping {
+        case .domesticTrade, .overseasTrade: topics.resolvedTick
+        case .domesticBook, .overseasBook: topics.resolvedOrderBook
+        case .executionNotice: topics.resolvedNotice
+        }
+    }
     private var keys: [String: AESKey] = [:]
     private var starts: [Int32] = []
 
@@ -28,7 +85,7 @@ public struct FramePipeline: Sendable {
     public mutating func process(
         _ message: String, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
     ) rethrows {
-        stats.messages += 1
+        counters.messages += 1
         var text = message
         var trID: String?
         let result: FrameError? = try text.withUTF8 { bytes -> FrameError? in
@@ -47,7 +104,7 @@ public struct FramePipeline: Sendable {
     private mutating func deadLetter(
         _ error: FrameError, raw: String, trID: String?, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
     ) rethrows {
-        stats.deadLettersByReason[error.reason.name, default: 0] += 1
+        counters.deadLettersByReason[error.reason.name, default: 0] += 1
         // JSON kept as a dead letter must not carry credentials (a REST body fed in by mistake, say).
         let kept = raw.utf8.first == UInt8(ascii: "{") ? Secrets.maskJSON(raw) : raw
         try emit(
@@ -68,7 +125,7 @@ public struct FramePipeline: Sendable {
             let control = try ControlMessage.parse(bytes)
             trIDOut = control.trID
             try learn(control)
-            stats.controlByCode[control.code, default: 0] += 1
+            counters.controlByCode[control.code, default: 0] += 1
             try emit(.control(control))
             return
         }
@@ -78,30 +135,38 @@ public struct FramePipeline: Sendable {
                 .unknownMessageType, "message starts with neither '{' nor '0|' nor '1|' (\(bytes.count) bytes)")
         }
         // Header: flag|tr_id|count|payload, split at most three times.
-        var bars = [Int](repeating: 0, count: 3)
-        bars[0] = 1
-        var found = 1
+        var bar1 = 0
+        var bar2 = 0
         var i = 2
-        while i < bytes.count && found < 3 {
+        while i < bytes.count {
             if bytes[i] == UInt8(ascii: "|") {
-                bars[found] = i
-                found += 1
+                if bar1 == 0 {
+                    bar1 = i
+                } else {
+                    bar2 = i
+                    break
+                }
             }
             i += 1
         }
-        guard found == 3 else {
-            throw FrameError(.malformedHeader, "data frame has \(found + 1) of the 4 parts flag|tr_id|count|payload")
+        guard bar2 != 0 else {
+            throw FrameError(.malformedHeader, "data frame has \(bar1 == 0 ? 2 : 3) of the 4 parts flag|tr_id|count|payload")
         }
-        let trBytes = UnsafeBufferPointer(rebasing: bytes[(bars[0] + 1)..<bars[1]])
+        let trBytes = UnsafeBufferPointer(rebasing: bytes[2..<bar1])
         guard !trBytes.isEmpty, trBytes.count <= 16,
             trBytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) })
         else {
             throw FrameError(.malformedHeader, "tr_id is empty or not alphanumeric")
         }
-        let trID = String(decoding: trBytes, as: UTF8.self)
+        let known = TrLayout.lookup(trBytes)
+        let trID = known?.trID ?? String(decoding: trBytes, as: UTF8.self)
         trIDOut = trID
-        stats.framesByTrID[trID, default: 0] += 1
-        let countBytes = UnsafeBufferPointer(rebasing: bytes[(bars[1] + 1)..<bars[2]])
+        if let known {
+            perTR[known.ordinal].frames += 1
+        } else {
+            counters.framesByTrID[trID, default: 0] += 1
+        }
+        let countBytes = UnsafeBufferPointer(rebasing: bytes[(bar1 + 1)..<bar2])
         guard countBytes.count <= 6, countBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
             let count = LenientNumber.int64(countBytes), count > 0
         else {
@@ -109,10 +174,10 @@ public struct FramePipeline: Sendable {
                 .badRecordCount,
                 "record count \"\(String(decoding: countBytes.prefix(12), as: UTF8.self))\" is not a positive number")
         }
-        guard let layout = TrLayout.known[trID] else {
+        guard let layout = known else {
             throw FrameError(.unmappedTrID, "no mapping for tr_id \(trID)")
         }
-        let payload = UnsafeBufferPointer(rebasing: bytes[(bars[2] + 1)...])
+        let payload = UnsafeBufferPointer(rebasing: bytes[(bar2 + 1)...])
         if first == UInt8(ascii: "1") {
             guard let key = keys[trID] else {
                 throw FrameError(.missingKey, "encrypted \(trID) frame before its subscription ack (no AES key yet)")
@@ -155,11 +220,13 @@ public struct FramePipeline: Sendable {
                 .recordTooShort,
                 "\(layout.trID) records have \(width) fields, fewer than the documented \(layout.documentedWidth)")
         }
-        stats.widthsByTrID[layout.trID, default: [:]][width, default: 0] += 1
-        stats.recordsByTrID[layout.trID, default: 0] += count
-        if width > layout.documentedWidth { stats.recordsWithExtraFields[layout.trID, default: 0] += count }
+        perTR[layout.ordinal].count(width: width, records: count, extra: width > layout.documentedWidth)
 
-        var mapper = MarketMapper(stats: stats)
+        // The mapper borrows the counters (a swap, not a copy: copying would copy-on-write every dictionary).
+        var mapper = MarketMapper(stats: PipelineStats())
+        swap(&mapper.stats, &counters)
+        defer { swap(&mapper.stats, &counters) }
+        var published = 0
         var failures: [String] = []
         let localStarts = starts
         try localStarts.withUnsafeBufferPointer { s in
@@ -194,7 +261,7 @@ public struct FramePipeline: Sendable {
                     failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
                     continue
                 }
-                mapper.stats.messagesByTopic[topic, default: 0] += 1
+                published += 1
                 try emit(
                     .market(
                         MarketMessage(
@@ -202,7 +269,7 @@ public struct FramePipeline: Sendable {
                             recordIndex: index, recordCount: count)))
             }
         }
-        stats = mapper.stats
+        perTR[layout.ordinal].published += published
         if !failures.isEmpty {
             // The good records of the frame were published; the whole raw frame is kept with what failed.
             throw FrameError(.badField, failures.joined(separator: "; "))
@@ -213,6 +280,6 @@ public struct FramePipeline: Sendable {
         guard control.kind == .subscribed, let trID = control.trID, let key = control.aesKey, let iv = control.aesIV
         else { return }
         keys[trID] = try AESKey(key: key, iv: iv)
-        stats.keysLearned += 1
+        counters.keysLearned += 1
     }
 }
