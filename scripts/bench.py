@@ -284,7 +284,7 @@ def bench_live(a):
                        "p999_us": row("socket → produce enqueued p99.9 (µs)", p999, "µs")}
     log("  load: 41 registrations, rising speed until drops")
     load = []
-    for speed in [target_speed * 2.5, target_speed * 5, None]:
+    for speed in [target_speed * f for f in (0.25, 0.5, 1, 2.5)] + [None]:
         r = live_run(a, path, subs, round(speed, 2) if speed else None, 9480 + len(load))
         load.append({"requested_per_s": round(speed * rate) if speed else "unpaced", "frames_per_s": r["frames_per_s"],
                      "dropped": r["dropped"], "frames_sent": r["frames_sent"], "p99_us": r["p99_us"]})
