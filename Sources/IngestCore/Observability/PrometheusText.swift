@@ -14,19 +14,17 @@ public struct PrometheusText {
 
     /// Adds one sample, declaring the metric (HELP, TYPE) the first time it appears.
     public mutating func add(_ name: String, _ type: String, _ help: String, _ value: Double, _ labels: [(String, String)] = []) {
-        if declared.insert(name).inserted {
-            lines.append("# HELP \(name) \(help)")
-            lines.append("# TYPE \(name) \(type)")
-        }
-        let labelText = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
-        let v = value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
-        lines.append("\(name)\(labelText) \(v)")
+        sample(name, type, help, suffix: "", value, labels)
     }
 
     mutating func addHistogramLine(_ name: String, _ help: String, suffix: String, _ value: Double, _ labels: [(String, String)]) {
+        sample(name, "histogram", help, suffix: suffix, value, labels)
+    }
+
+    private mutating func sample(_ name: String, _ type: String, _ help: String, suffix: String, _ value: Double, _ labels: [(String, String)]) {
         if declared.insert(name).inserted {
             lines.append("# HELP \(name) \(help)")
-            lines.append("# TYPE \(name) histogram")
+            lines.append("# TYPE \(name) \(type)")
         }
         let labelText = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
         let v = value.rounded() == value && abs(value) < 1e15 ? String(Int64(value)) : String(value)
