@@ -10,7 +10,7 @@ final class PrivateBroker: @unchecked Sendable {
     private(set) var process: Background?
 
     init(in dir: URL) throws {
-        port = Int.random(in: 35000...36000)
+        port = try freePort()
         log = dir.appendingPathComponent("broker-\(port).log")
         try start()
     }
@@ -177,7 +177,7 @@ func checkExactlyOnce(_ seen: [ConsumedRecord], expected: [ConsumedRecord], labe
         let broker = try PrivateBroker(in: dir)
         let serve = try ServeProcess(fixtureSession, ["--speed", "10"], in: dir)
         let prefix = LocalServices.uniquePrefix("brokerkill")
-        let metricsPort = Int.random(in: 34001...35000)
+        let metricsPort = try freePort()
         var env = try daemonEnvironment(serve: serve, appKey: "PSbrokerkill\(UUID().uuidString.prefix(4))", prefix: prefix, extra: [
             "KAFKA_BROKERS": broker.brokers, "METRICS_ADDRESS": "127.0.0.1:\(metricsPort)", "KIS_HEARTBEAT_INTERVAL": "60s",
             "KAFKA_PROPERTY_ENABLE_IDEMPOTENCE": "false", "KAFKA_PROPERTY_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION": "1",
@@ -253,7 +253,7 @@ func checkExactlyOnce(_ seen: [ConsumedRecord], expected: [ConsumedRecord], labe
         defer { try? FileManager.default.removeItem(at: dir) }
         let broker = try PrivateBroker(in: dir)
         let prefix = LocalServices.uniquePrefix("brokerkill-rp")
-        let metricsPort = Int.random(in: 34001...35000)
+        let metricsPort = try freePort()
         // 60 s of recorded time at 2×: 30 s of producing.
         let extent = try RecordingReader(path: fixtureSession).extent()
         let from = String(extent.first! + 20_000_000_000), to = String(extent.first! + 80_000_000_000)

@@ -33,7 +33,7 @@ import Testing
     @Test func redisKilledMidRun() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let port = Int.random(in: 26000...29000)
+        let port = try freePort()
         let redis = try Background(URL(fileURLWithPath: "/usr/bin/redis-server"),
                                    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                                    log: dir.appendingPathComponent("redis.log"))
@@ -183,7 +183,7 @@ import Testing
     @Test func redisDownAtStartThenBack() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let port = Int.random(in: 26000...29000)
+        let port = try freePort()
         let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
         let appKey = "PSredisstart\(UUID().uuidString.prefix(6))"
         let prefix = LocalServices.uniquePrefix("redisstart")

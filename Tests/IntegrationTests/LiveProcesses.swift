@@ -91,3 +91,25 @@ func waitUntil(_ seconds: Double, _ condition: () async throws -> Bool) async re
     }
     return try await condition()
 }
+
+/// A TCP port on 127.0.0.1 that nothing uses right now, chosen by the kernel (random picks can collide with the
+/// ephemeral ports of other connections).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    try #require(fd >= 0, "socket() failed")
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    try #require(bound == 0, "bind() failed")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let named = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    try #require(named == 0, "getsockname() failed")
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -8,7 +8,7 @@ import Testing
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let serve = try ServeProcess(fixtureSession, ["--speed", "4"], in: dir)
-        let port = Int.random(in: 30000...32000)
+        let port = try freePort()
         let appKey = "PSmetricsSECRETKEY\(UUID().uuidString.prefix(6))"
         var env = try daemonEnvironment(serve: serve, appKey: appKey, prefix: LocalServices.uniquePrefix("metrics"))
         env["METRICS_ADDRESS"] = "127.0.0.1:\(port)"
@@ -62,8 +62,8 @@ import Testing
         func sample(_ text: String, _ name: String) -> Double? {
             text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last!) }
         }
-        let ports = Array(Set((0..<3).map { _ in Int.random(in: 33001...34000) }))
-        try #require(ports.count == 3)
+        let ports = [try freePort(), try freePort(), try freePort()]
+        try #require(Set(ports).count == 3)
 
         // serve: its own counters.
         let serve = try ServeProcess(fixtureSession, ["--speed", "2", "--metrics-address", "127.0.0.1:\(ports[0])"], in: dir)

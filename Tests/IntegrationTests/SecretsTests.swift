@@ -10,7 +10,7 @@ import Testing
     @Test func noSecretAnywhere() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let redisPort = Int.random(in: 26000...29000)
+        let redisPort = try freePort()
         let redisPassword = "redis-pw-\(UUID().uuidString.prefix(8))"
         let redis = try Background(URL(fileURLWithPath: "/usr/bin/redis-server"),
                                    ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", redisPassword],
@@ -21,7 +21,7 @@ import Testing
         let appKey = "PSsecretKEY\(UUID().uuidString.prefix(8))"
         let appSecret = "app-secret-\(UUID().uuidString)"
         let prefix = LocalServices.uniquePrefix("secrets")
-        let metricsPort = Int.random(in: 36001...37000)
+        let metricsPort = try freePort()
         var env = try daemonEnvironment(serve: serve, appKey: appKey, prefix: prefix, extra: [
             "KIS_API_SECRET": appSecret, "REDIS_PORT": String(redisPort), "REDIS_PASSWORD": redisPassword,
             "LOG_LEVEL": "trace", "LOG_FORMAT": "json", "METRICS_ADDRESS": "127.0.0.1:\(metricsPort)",

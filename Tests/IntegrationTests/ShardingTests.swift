@@ -16,7 +16,7 @@ import Testing
         let credentialsFile = dir.appendingPathComponent("credentials")
         try "# third key\n\(keys[2]) test-secret-\(keys[2])\n".write(to: credentialsFile, atomically: true, encoding: .utf8)
         let prefix = LocalServices.uniquePrefix("shard")
-        let port = Int.random(in: 32001...33000)
+        let port = try freePort()
         var env = try daemonEnvironment(serve: serve, appKey: keys[0], prefix: prefix, extra: [
             "KIS_API_KEY_2": keys[1], "KIS_API_SECRET_2": "test-secret-\(keys[1])", "KIS_CREDENTIALS_FILE": credentialsFile.path,
             "KIS_MAX_REGISTRATIONS": "2", "METRICS_ADDRESS": "127.0.0.1:\(port)",
