@@ -95,7 +95,10 @@ struct Replay: ParsableCommand {
         var bytes = 0
         let summary = try Replayer(reader: reader, options: options).run(progress: { bar.update($0); metrics.update($0) }) { output in
             guard let record = KafkaRecord(output) else { return }
-            bytes += record.key.count + record.value.count + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+            // Message sizes only for --summary-json (scripts/bench sizes rdkafka_performance's messages from them).
+            if summaryJson != nil {
+                bytes += record.key.count + record.value.count + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+            }
             if let producer { try producer.sendWaiting(record) }
         }
         bar.finish()

@@ -58,15 +58,14 @@ enum FastEncoding {
     @inline(__always)
     static func decimal(_ v: Int64) -> [UInt8] {
         if v == .min { return Array(String(v).utf8) }
-        var digits: (UInt64, Int) = (v < 0 ? UInt64(-v) : UInt64(v), 0)
+        var magnitude = v < 0 ? UInt64(-v) : UInt64(v)
         var buffer = [UInt8](repeating: 0, count: 20)
         var i = 20
         repeat {
             i -= 1
-            buffer[i] = UInt8(ascii: "0") &+ UInt8(digits.0 % 10)
-            digits.0 /= 10
-            digits.1 += 1
-        } while digits.0 > 0
+            buffer[i] = UInt8(ascii: "0") &+ UInt8(magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
         if v < 0 {
             i -= 1
             buffer[i] = UInt8(ascii: "-")
