@@ -76,8 +76,12 @@ struct Replay: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             throw ExitCode(1)
         }
+        // Flat out, this thread serves the delivery reports itself (see KafkaProducer); paced, it sleeps between
+        // frames, so a poll thread keeps the reports (and /metrics) current.
         let producer = dryRun ? nil : try KafkaProducer(configuration: KafkaConfiguration(environment: environment),
-                                                         logger: Logger(label: "kis.kafka"))
+                                                         logger: Logger(label: "kis.kafka"), pollsOnOwnThread: speed != nil)
+        let polling = producer.map { !$0.pollsOnOwnThread } ?? false
+        var sent = 0
         let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
         let metrics = ReplayMetrics(producer: producer, topics: topics)
         var endpoints: HTTPEndpointServer?
@@ -93,14 +97,28 @@ struct Replay: ParsableCommand {
             }
         }
         var bytes = 0
-        let summary = try Replayer(reader: reader, options: options).run(progress: { bar.update($0); metrics.update($0) }) { output in
-            guard let record = KafkaRecord(output) else { return }
-            // Message sizes only for --summary-json (scripts/bench sizes rdkafka_performance's messages from them).
-            if summaryJson != nil {
-                bytes += record.key.count + record.value.count + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
-            }
-            if let producer { try producer.sendWaiting(record) }
-        }
+        // Message sizes only for --summary-json (scripts/bench sizes rdkafka_performance's messages from them).
+        let sizing = summaryJson != nil
+        let summary = try Replayer(reader: reader, options: options).run(
+            progress: { bar.update($0); metrics.update($0) },
+            encoded: { record in
+                if sizing {
+                    bytes += record.key.count + record.value.count + record.trID.count + record.receivedAt.count
+                        + record.position.count + KafkaHeaderName.marketHeaderNameBytes
+                }
+                if let producer {
+                    try producer.sendWaiting(record)
+                    sent &+= 1
+                    if polling && sent & 63 == 0 { producer.poll() }
+                }
+            },
+            other: { output in
+                guard let record = KafkaRecord(output) else { return }
+                if sizing {
+                    bytes += record.key.count + record.value.count + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+                }
+                if let producer { try producer.sendWaiting(record) }
+            })
         bar.finish()
         metrics.finish(summary)
         var undelivered = 0

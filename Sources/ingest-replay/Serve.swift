@@ -28,6 +28,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Playback speed (1 = recorded pacing); default: as fast as the client reads.")
     var speed: Double?
 
+    @Option(help: "Constant frames per second, ignoring the recorded gaps (load tests); excludes --speed.")
+    var rate: Double?
+
     @Option(help: "Serve only frames received at or after this time (ISO 8601 with zone, or ns).")
     var from: String?
 
@@ -71,7 +74,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--listen \"\(listen)\" is not HOST:PORT (example: 127.0.0.1:21000)")
         }
         let host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        if let speed, speed <= 0 { throw ValidationError("--speed must be positive") }
+        if let speed, speed <= 0 || !speed.isFinite { throw ValidationError("--speed must be a positive number, got \(speed)") }
+        if let rate, rate <= 0 || !rate.isFinite { throw ValidationError("--rate must be a positive number of frames per second, got \(rate)") }
+        if speed != nil && rate != nil { throw ValidationError("--speed and --rate exclude each other") }
         guard registrationLimit >= 1 else { throw ValidationError("--registration-limit must be at least 1") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         func time(_ name: String, _ text: String?) throws -> Int64? {
@@ -83,7 +88,7 @@ struct Serve: AsyncParsableCommand {
             host: host, port: port, speed: speed, from: try time("from", from), to: try time("to", to), pingPongInterval: try duration("pingpong-interval", pingpongInterval),
             pingPongTimeout: try pingpongTimeout.map { try duration("pingpong-timeout", $0) },
             startDelay: try duration("start-delay", startDelay), registrationLimit: registrationLimit, tokenInterval: try duration("token-interval", tokenInterval),
-            tlsCertificate: tlsCert, tlsKey: tlsKey)
+            tlsCertificate: tlsCert, tlsKey: tlsKey, rate: rate)
         let server: KISServer
         do {
             server = try KISServer(recording: recording, options: options)

@@ -45,7 +45,9 @@ struct IngestDaemon: AsyncParsableCommand {
             print(configuration.printable(), terminator: "")
             return
         }
-        let producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kis.kafka"))
+        // The pipeline threads serve the producer's delivery reports themselves (see KafkaProducer).
+        let producer = try KafkaProducer(
+            configuration: configuration.kafka, logger: Logger(label: "kis.kafka"), pollsOnOwnThread: false)
         let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
         var endpoints: HTTPEndpointServer?
         if let (host, port) = configuration.metricsAddress {

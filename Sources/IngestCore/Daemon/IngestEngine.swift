@@ -25,13 +25,27 @@ public final class IngestEngine: @unchecked Sendable {
     public func start() {
         let thread = Thread { [self] in
             var dirty = false
-            while true {
+            // With a caller-polled producer this thread serves its delivery reports: every frame, and at least every
+            // millisecond while messages are outstanding (every 100 ms when idle, for errors and logs).
+            let polling = producer.map { !$0.pollsOnOwnThread } ?? false
+            loop: while true {
                 // Publish a snapshot for metrics every 256 messages, and whenever the buffer runs dry (idle time).
                 if dirty && buffer.isEmpty {
                     publish()
                     dirty = false
                 }
-                guard let item = buffer.pop() else { break }
+                let item: InboundItem
+                if polling, let producer {
+                    producer.poll()
+                    switch buffer.pop(timeout: producer.outstanding > 0 ? .milliseconds(1) : .milliseconds(100)) {
+                    case .item(let next): item = next
+                    case .timedOut: continue loop
+                    case .closed: break loop
+                    }
+                } else {
+                    guard let next = buffer.pop() else { break loop }
+                    item = next
+                }
                 process(item)
                 dirty = true
                 if pipeline.messageCount & 0xFF == 0 {
@@ -52,19 +66,34 @@ public final class IngestEngine: @unchecked Sendable {
             pipeline.resetKeys()
         case .message(let text, let receivedAt):
             var produced = false
-            pipeline.process(text, receivedAt: receivedAt) { output in
-                guard let producer, let record = KafkaRecord(output) else { return }
-                do {
-                    try producer.sendWaiting(record)
-                    produced = true
-                } catch {
-                    sendFailures.add(1, ordering: .relaxed)
-                    logger.error("could not hand a message to Kafka", metadata: ["topic": "\(record.topic)", "error": "\(error)"])
-                }
-            }
+            pipeline.process(
+                text, receivedAt: receivedAt,
+                encoded: { record in
+                    guard let producer else { return }
+                    do {
+                        try producer.sendWaiting(record)
+                        produced = true
+                    } catch {
+                        sendFailed(topic: record.topic, error)
+                    }
+                },
+                other: { output in
+                    guard let producer, let record = KafkaRecord(output) else { return }
+                    do {
+                        try producer.sendWaiting(record)
+                        produced = true
+                    } catch {
+                        sendFailed(topic: record.topic, error)
+                    }
+                })
             // Socket reader → last produce call of the frame enqueued (buffer wait, parse, encode, enqueue).
             if produced { latency.record(nanoseconds: wallClockNanoseconds() - receivedAt) }
         }
+    }
+
+    private func sendFailed(topic: String, _ error: any Error) {
+        sendFailures.add(1, ordering: .relaxed)
+        logger.error("could not hand a message to Kafka", metadata: ["topic": "\(topic)", "error": "\(error)"])
     }
 
     private func publish() { statsLock.withLock { $0 = (pipeline.stats, latency) } }

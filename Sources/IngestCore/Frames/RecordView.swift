@@ -22,18 +22,39 @@ struct RecordView {
     func string(_ i: Int) -> String { String(decoding: bytes(i), as: UTF8.self) }
 }
 
-/// Splits a payload on `^`, keeping empty fields: the result has one more entry than there are fields.
+/// Splits a payload on `^`, keeping empty fields, into `starts[0..<n]` (the returned `n` is one more than the number
+/// of fields): `starts[k]` is where field k begins, the last entry is one past the end (+1). Entries after `n` are
+/// stale. `starts` only grows (doubling), so the hot path neither allocates nor checks capacity per field.
 ///
 /// The offsets are stored as `Int32` (payloads are far below 2 GiB; KIS frames are at most a few MB).
 @inline(__always)
-func splitFields(_ payload: UnsafeBufferPointer<UInt8>, into starts: inout [Int32]) {
-    starts.removeAll(keepingCapacity: true)
-    starts.append(0)
+func splitFields(_ payload: UnsafeBufferPointer<UInt8>, into starts: inout [Int32]) -> Int {
+    if starts.count < 64 { starts = [Int32](repeating: 0, count: 64) }
+    var n = 0
     var i = 0
-    let n = payload.count
-    while i < n {
-        if payload[i] == UInt8(ascii: "^") { starts.append(Int32(i + 1)) }
-        i += 1
+    let count = payload.count
+    while true {
+        let done = starts.withUnsafeMutableBufferPointer { s -> Bool in
+            if n == 0 {
+                s[0] = 0
+                n = 1
+            }
+            let room = s.count - 1  // one slot stays free for the end marker
+            if let bytes = payload.baseAddress {
+                while i < count {
+                    if bytes[i] == UInt8(ascii: "^") {
+                        if n == room { return false }
+                        s[n] = Int32(truncatingIfNeeded: i + 1)
+                        n += 1
+                    }
+                    i += 1
+                }
+            }
+            s[n] = Int32(truncatingIfNeeded: count + 1)
+            n += 1
+            return true
+        }
+        if done { return n }
+        starts.append(contentsOf: repeatElement(0, count: starts.count))
     }
-    starts.append(Int32(n + 1))
 }

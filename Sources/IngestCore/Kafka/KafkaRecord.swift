@@ -42,4 +42,7 @@ public enum KafkaHeaderName {
     public static let deadLetterReason = "dlq.reason"
     /// Dead letters: a human-readable detail.
     public static let deadLetterDetail = "dlq.detail"
+
+    /// The bytes of the three header names every market message carries.
+    public static let marketHeaderNameBytes = trID.utf8.count + receivedAt.utf8.count + record.utf8.count
 }

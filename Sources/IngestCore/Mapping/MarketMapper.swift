@@ -171,4 +171,143 @@ struct MarketMapper {
         }
         return n
     }
+
+    // MARK: Wire mappings (the hot path)
+    //
+    // Each writes the record's Protobuf value straight into `w` and returns the event time, or returns `nil` without
+    // touching any counter when anything required does not parse or the symbol is not plain ASCII: the caller then
+    // runs the general mapping above for that record, which yields the exact error (or, for a non-ASCII symbol, the
+    // message). Optional fields and counters behave exactly as in the general mappings.
+
+    @inline(__always)
+    private static func asciiSymbol(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !b.isEmpty, b.count <= 32 else { return false }
+        for c in b where c >= 0x80 { return false }
+        return true
+    }
+
+    @inline(__always)
+    private mutating func optionalDouble(_ r: RecordView, _ i: Int, defaultKey: StaticString) -> Double {
+        if let v = LenientNumber.double(r.bytes(i)) { return v }
+        stats.fieldDefaults["\(defaultKey)", default: 0] += 1
+        return 0
+    }
+
+    /// H0STCNT0 as `domesticTrade`, into `w`.
+    mutating func wireDomesticTrade(_ r: RecordView, into w: inout WireWriter) -> Int64? {
+        let symbol = r.bytes(0)
+        guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(2)),
+            let volume = LenientNumber.int64(r.bytes(12)), let day = KSTTime.day(yyyymmdd: r.bytes(33)),
+            let second = KSTTime.secondOfDay(hhmmss: r.bytes(1))
+        else { return nil }
+        let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
+        let change = signed(optionalDouble(r, 4, defaultKey: "H0STCNT0.PRDY_VRSS"), signCode: r.bytes(3))
+        let rate = signed(optionalDouble(r, 5, defaultKey: "H0STCNT0.PRDY_CTRT"), signCode: r.bytes(3))
+        Self.writeTick(&w, symbol, price, volume, timestamp, change, rate)
+        return timestamp
+    }
+
+    /// HDFSCNT0 as `overseasTrade`, into `w`.
+    mutating func wireOverseasTrade(_ r: RecordView, into w: inout WireWriter) -> Int64? {
+        let symbol = r.bytes(0)
+        guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(11)),
+            let volume = LenientNumber.int64(r.bytes(19)), let day = KSTTime.day(yyyymmdd: r.bytes(6)),
+            let second = KSTTime.secondOfDay(hhmmss: r.bytes(7))
+        else { return nil }
+        let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
+        let change = signed(optionalDouble(r, 13, defaultKey: "HDFSCNT0.DIFF"), signCode: r.bytes(12))
+        let rate = signed(optionalDouble(r, 14, defaultKey: "HDFSCNT0.RATE"), signCode: r.bytes(12))
+        Self.writeTick(&w, symbol, price, volume, timestamp, change, rate)
+        return timestamp
+    }
+
+    @inline(__always)
+    private static func writeTick(
+        _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, _ price: Double, _ volume: Int64,
+        _ timestamp: Int64, _ change: Double, _ rate: Double
+    ) {
+        w.lengthDelimited(1, symbol)
+        w.double(2, price)
+        w.int64(3, volume)
+        w.int64(4, timestamp)
+        w.double(5, change)
+        w.double(6, rate)
+    }
+
+    /// H0STASP0 as `domesticBook`, into `w`; `kstDay` is the KST day of the frame's receive time.
+    mutating func wireDomesticBook(_ r: RecordView, kstDay: Int64, into w: inout WireWriter) -> Int64? {
+        let symbol = r.bytes(0)
+        guard Self.asciiSymbol(symbol), let second = KSTTime.secondOfDay(hhmmss: r.bytes(1)) else { return nil }
+        // Levels 1…10: asks #3–12 / #23–32, bids #13–22 / #33–42.
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: 20) { prices -> Int64? in
+            withUnsafeTemporaryAllocation(of: Int64.self, capacity: 20) { quantities -> Int64? in
+                var askSum: Int64 = 0
+                var bidSum: Int64 = 0
+                for level in 0..<10 {
+                    guard let askPrice = LenientNumber.double(r.bytes(3 + level)),
+                        let askQty = LenientNumber.int64(r.bytes(23 + level)),
+                        let bidPrice = LenientNumber.double(r.bytes(13 + level)),
+                        let bidQty = LenientNumber.int64(r.bytes(33 + level))
+                    else { return nil }
+                    askSum &+= askQty
+                    bidSum &+= bidQty
+                    prices[level] = bidPrice
+                    quantities[level] = bidQty
+                    prices[10 + level] = askPrice
+                    quantities[10 + level] = askQty
+                }
+                if LenientNumber.int64(r.bytes(43)) != askSum || LenientNumber.int64(r.bytes(44)) != bidSum {
+                    stats.bookTotalMismatches += 1
+                }
+                let timestamp = KSTTime.nanoseconds(kstDay: kstDay, secondOfDay: second)
+                Self.writeBook(&w, symbol, prices, quantities, timestamp)
+                return timestamp
+            }
+        }
+    }
+
+    /// HDFSASP0 as `overseasBook`, into `w`.
+    mutating func wireOverseasBook(_ r: RecordView, into w: inout WireWriter) -> Int64? {
+        let symbol = r.bytes(0)
+        guard Self.asciiSymbol(symbol), let day = KSTTime.day(yyyymmdd: r.bytes(5)),
+            let second = KSTTime.secondOfDay(hhmmss: r.bytes(6))
+        else { return nil }
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: 20) { prices -> Int64? in
+            withUnsafeTemporaryAllocation(of: Int64.self, capacity: 20) { quantities -> Int64? in
+                for level in 0..<10 {
+                    let base = 11 + 6 * level
+                    guard let bidPrice = LenientNumber.double(r.bytes(base)),
+                        let askPrice = LenientNumber.double(r.bytes(base + 1)),
+                        let bidQty = LenientNumber.int64(r.bytes(base + 2)),
+                        let askQty = LenientNumber.int64(r.bytes(base + 3))
+                    else { return nil }
+                    prices[level] = bidPrice
+                    quantities[level] = bidQty
+                    prices[10 + level] = askPrice
+                    quantities[10 + level] = askQty
+                }
+                let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
+                Self.writeBook(&w, symbol, prices, quantities, timestamp)
+                return timestamp
+            }
+        }
+    }
+
+    /// An OrderBook: symbol, bids (field 2) then asks (field 3) as `Level`s, levels with a zero price left out,
+    /// timestamp. `prices`/`quantities`: bids at 0…9, asks at 10…19.
+    @inline(__always)
+    private static func writeBook(
+        _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, _ prices: UnsafeMutableBufferPointer<Double>,
+        _ quantities: UnsafeMutableBufferPointer<Int64>, _ timestamp: Int64
+    ) {
+        w.lengthDelimited(1, symbol)
+        for i in 0..<20 where prices[i] != 0 {
+            let quantity = quantities[i]
+            w.byte(i < 10 ? 0x12 : 0x1A)
+            w.byte(UInt8(9 + (quantity != 0 ? 1 + WireWriter.varintSize(UInt64(bitPattern: quantity)) : 0)))
+            w.double(1, prices[i])
+            w.int64(2, quantity)
+        }
+        w.int64(4, timestamp)
+    }
 }

@@ -35,6 +35,7 @@ extension LiveSession {
             m.add("kis_ingest_credential_cache_hits_total", "counter", "Credentials served from memory or Redis.", Double(c.cacheHits), [("session", session)])
             m.add("kis_ingest_redis_errors_total", "counter", "Redis calls that failed (the in-memory copy was used).", Double(c.redisErrors), [("session", session)])
         }
+        m.add("kis_ingest_pipeline_messages_total", "counter", "Inbound messages the pipeline processed (received minus dropped, once drained).", Double(p.messages))
         for (tr, n) in p.framesByTrID.sorted(by: { $0.key < $1.key }) {
             m.add("kis_ingest_frames_received_total", "counter", "Data frames received, by tr_id.", Double(n), [("tr_id", tr)])
         }

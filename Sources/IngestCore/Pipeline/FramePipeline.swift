@@ -20,9 +20,25 @@ extension FramePipeline.TrCounters {
 /// A value type with one owner: feed it messages in arrival order. It learns AES keys from subscription acks (per
 /// tr_id, replaced by every new ack, as KIS hands out new keys on every connection).
 public struct FramePipeline: Sendable {
-    public var topics: TopicConfiguration
+    public var topics: TopicConfiguration {
+        didSet { resolveTopics() }
+    }
+    /// `topics.resolvedTick` / `resolvedOrderBook`, computed once (they concatenate the prefix).
+    private var tickTopic = ""
+    private var bookTopic = ""
+
+    private mutating func resolveTopics() {
+        tickTopic = topics.resolvedTick
+        bookTopic = topics.resolvedOrderBook
+    }
     /// Counters that are not per TR; per-TR ones are in `perTR` and folded in when `stats` is read.
-    private var counters = PipelineStats()
+    /// The mapper owns the counters that are not per TR (`counters`): one instance for the pipeline's life, so the
+    /// hot path neither builds nor swaps one per frame.
+    private var mapper = MarketMapper(stats: PipelineStats())
+    private var counters: PipelineStats {
+        get { mapper.stats }
+        _modify { yield &mapper.stats }
+    }
     private var perTR = [TrCounters](repeating: TrCounters(), count: TrLayout.all.count)
 
     /// Per-TR counters kept in an array indexed by `TrLayout.ordinal`: the hot path touches no dictionary.
@@ -68,7 +84,8 @@ public struct FramePipeline: Sendable {
 
     public init(topics: TopicConfiguration = TopicConfiguration()) {
         self.topics = topics
-        starts.reserveCapacity(1024)
+        starts = [Int32](repeating: 0, count: 1024)
+        resolveTopics()
     }
 
     /// Forgets the AES keys: call on every new connection (keys are per connection).
@@ -85,12 +102,30 @@ public struct FramePipeline: Sendable {
     public mutating func process(
         _ message: String, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
     ) rethrows {
+        try process(message, receivedAt: receivedAt, fast: false, encoded: { _ in }, emit: emit)
+    }
+
+    /// The hot path: processes one inbound message, handing every trade and order book to `encoded` already in its
+    /// Kafka form (valid only during the call) and everything else (dead letters, notices, control messages) to
+    /// `other`, in record order. What comes out is byte-for-byte what `KafkaRecord(_:)` makes of the outputs of
+    /// `process(_:receivedAt:emit:)`, and the counters are the same.
+    public mutating func process(
+        _ message: String, receivedAt: Int64, encoded: (EncodedRecord) throws -> Void,
+        other: (PipelineOutput) throws -> Void
+    ) rethrows {
+        try process(message, receivedAt: receivedAt, fast: true, encoded: encoded, emit: other)
+    }
+
+    private mutating func process(
+        _ message: String, receivedAt: Int64, fast: Bool, encoded: (EncodedRecord) throws -> Void,
+        emit: (PipelineOutput) throws -> Void
+    ) rethrows {
         counters.messages += 1
         var text = message
         var trID: String?
         let result: FrameError? = try text.withUTF8 { bytes -> FrameError? in
             do {
-                try processBytes(bytes, receivedAt: receivedAt, trID: &trID, emit: emit)
+                try processBytes(bytes, receivedAt: receivedAt, trID: &trID, fast: fast, encoded: encoded, emit: emit)
                 return nil
             } catch let error as FrameError {
                 return error
@@ -115,8 +150,8 @@ public struct FramePipeline: Sendable {
     }
 
     private mutating func processBytes(
-        _ bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, trID trIDOut: inout String?,
-        emit: (PipelineOutput) throws -> Void
+        _ bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, trID trIDOut: inout String?, fast: Bool,
+        encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
     ) throws {
         guard let first = bytes.first else { throw FrameError(.emptyMessage, "empty message") }
         if first == UInt8(ascii: "{") || first == UInt8(ascii: " ") || first == UInt8(ascii: "\t")
@@ -185,10 +220,13 @@ public struct FramePipeline: Sendable {
             let plaintext = try key.decrypt(base64: payload)
             try plaintext.withUnsafeBufferPointer { p in
                 guard validUTF8(p) else { throw FrameError(.invalidUTF8, "decrypted \(trID) payload is not UTF-8") }
-                try records(p, layout: layout, count: Int(count), receivedAt: receivedAt, emit: emit)
+                try records(
+                    p, layout: layout, count: Int(count), receivedAt: receivedAt, fast: fast, encoded: encoded, emit: emit)
             }
         } else {
-            try records(payload, layout: layout, count: Int(count), receivedAt: receivedAt, emit: emit)
+            try records(
+                payload, layout: layout, count: Int(count), receivedAt: receivedAt, fast: fast, encoded: encoded,
+                emit: emit)
         }
     }
 
@@ -205,11 +243,10 @@ public struct FramePipeline: Sendable {
     }
 
     private mutating func records(
-        _ payload: UnsafeBufferPointer<UInt8>, layout: TrLayout, count: Int, receivedAt: Int64,
-        emit: (PipelineOutput) throws -> Void
+        _ payload: UnsafeBufferPointer<UInt8>, layout: TrLayout, count: Int, receivedAt: Int64, fast: Bool,
+        encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
     ) throws {
-        splitFields(payload, into: &starts)
-        let fieldCount = starts.count - 1
+        let fieldCount = splitFields(payload, into: &starts) - 1
         guard fieldCount % count == 0 else {
             throw FrameError(
                 .fieldCountMismatch, "\(fieldCount) fields do not divide into \(count) records of \(layout.trID)")
@@ -222,51 +259,92 @@ public struct FramePipeline: Sendable {
         }
         perTR[layout.ordinal].count(width: width, records: count, extra: width > layout.documentedWidth)
 
-        // The mapper borrows the counters (a swap, not a copy: copying would copy-on-write every dictionary).
-        var mapper = MarketMapper(stats: PipelineStats())
-        swap(&mapper.stats, &counters)
-        defer { swap(&mapper.stats, &counters) }
         var published = 0
         var failures: [String] = []
         let localStarts = starts
-        try localStarts.withUnsafeBufferPointer { s in
-            for index in 0..<count {
-                let record = RecordView(payload: payload, starts: s, first: index * width, width: width)
-                let event: MarketEvent
-                let topic: String
-                do {
-                    switch layout.mapping {
-                    case .domesticTrade:
-                        event = .tick(try mapper.domesticTrade(record))
-                        topic = topics.resolvedTick
-                    case .overseasTrade:
-                        event = .tick(try mapper.overseasTrade(record))
-                        topic = topics.resolvedTick
-                    case .domesticBook:
-                        event = .orderBook(try mapper.domesticBook(record, receivedAt: receivedAt))
-                        topic = topics.resolvedOrderBook
-                    case .overseasBook:
-                        event = .orderBook(try mapper.overseasBook(record))
-                        topic = topics.resolvedOrderBook
-                    case .executionNotice:
-                        let notice = try mapper.executionNotice(record, trID: layout.trID, receivedAt: receivedAt)
-                        guard let noticeTopic = topics.resolvedNotice else {
-                            mapper.stats.noticesNotPublished += 1
-                            continue
+        let kind: EncodedRecord.Kind? =
+            switch layout.mapping {
+            case .domesticTrade, .overseasTrade: .tick
+            case .domesticBook, .overseasBook: .orderBook
+            case .executionNotice: nil
+            }
+        let marketTopic = kind == .tick ? tickTopic : bookTopic
+        let kstDay = KSTTime.kstDay(ofNanoseconds: receivedAt)
+        // Scratch for the hot path: the largest value (an order book of 20 levels and a 32-byte symbol) is under
+        // 500 bytes; header values under 64.
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
+            try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { headerScratch in
+                var receivedText = WireWriter(headerScratch.baseAddress!)
+                receivedText.decimal(receivedAt)
+                var trText = layout.trID
+                try trText.withUTF8 { trBytes in
+                    try localStarts.withUnsafeBufferPointer { s in
+                        for index in 0..<count {
+                            let record = RecordView(payload: payload, starts: s, first: index * width, width: width)
+                            if fast, let kind {
+                                var w = WireWriter(scratch.baseAddress!)
+                                let timestamp: Int64? =
+                                    switch layout.mapping {
+                                    case .domesticTrade: mapper.wireDomesticTrade(record, into: &w)
+                                    case .overseasTrade: mapper.wireOverseasTrade(record, into: &w)
+                                    case .domesticBook: mapper.wireDomesticBook(record, kstDay: kstDay, into: &w)
+                                    case .overseasBook: mapper.wireOverseasBook(record, into: &w)
+                                    case .executionNotice: nil
+                                    }
+                                if let timestamp {
+                                    var position = WireWriter(headerScratch.baseAddress! + 32)
+                                    position.decimal(Int64(index + 1))
+                                    position.byte(UInt8(ascii: "/"))
+                                    position.decimal(Int64(count))
+                                    published += 1
+                                    try encoded(
+                                        EncodedRecord(
+                                            kind: kind, topic: marketTopic, key: UnsafeRawBufferPointer(record.bytes(0)),
+                                            value: w.bytes, timestampMs: KafkaRecord.milliseconds(timestamp),
+                                            trID: UnsafeRawBufferPointer(trBytes), receivedAt: receivedText.bytes,
+                                            position: position.bytes))
+                                    continue
+                                }
+                                // Declined: the general mapping below gives the exact error (or the message).
+                            }
+                            let event: MarketEvent
+                            let topic: String
+                            do {
+                                switch layout.mapping {
+                                case .domesticTrade:
+                                    event = .tick(try mapper.domesticTrade(record))
+                                    topic = tickTopic
+                                case .overseasTrade:
+                                    event = .tick(try mapper.overseasTrade(record))
+                                    topic = tickTopic
+                                case .domesticBook:
+                                    event = .orderBook(try mapper.domesticBook(record, receivedAt: receivedAt))
+                                    topic = bookTopic
+                                case .overseasBook:
+                                    event = .orderBook(try mapper.overseasBook(record))
+                                    topic = bookTopic
+                                case .executionNotice:
+                                    let notice = try mapper.executionNotice(record, trID: layout.trID, receivedAt: receivedAt)
+                                    guard let noticeTopic = topics.resolvedNotice else {
+                                        mapper.stats.noticesNotPublished += 1
+                                        continue
+                                    }
+                                    event = .notice(notice)
+                                    topic = noticeTopic
+                                }
+                            } catch let error as FrameError {
+                                failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
+                                continue
+                            }
+                            published += 1
+                            try emit(
+                                .market(
+                                    MarketMessage(
+                                        topic: topic, event: event, trID: layout.trID, receivedAt: receivedAt,
+                                        recordIndex: index, recordCount: count)))
                         }
-                        event = .notice(notice)
-                        topic = noticeTopic
                     }
-                } catch let error as FrameError {
-                    failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
-                    continue
                 }
-                published += 1
-                try emit(
-                    .market(
-                        MarketMessage(
-                            topic: topic, event: event, trID: layout.trID, receivedAt: receivedAt,
-                            recordIndex: index, recordCount: count)))
             }
         }
         perTR[layout.ordinal].published += published

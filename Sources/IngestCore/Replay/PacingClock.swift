@@ -13,11 +13,18 @@ struct PacingClock {
     }
 
     /// Waits until `target`; returns how late it woke, in nanoseconds (0 when the target had already passed).
+    /// `precise` spins (yielding) through the last 2 ms for sub-millisecond accuracy; otherwise it only sleeps, which
+    /// costs no CPU but may wake up to the kernel's timer slack (about 50 µs) late.
     @discardableResult
-    func wait(until target: ContinuousClock.Instant) -> Int64 {
+    func wait(until target: ContinuousClock.Instant, precise: Bool = true) -> Int64 {
         var now = ContinuousClock.now
         if now >= target { return Self.nanoseconds(now - target) }
         let remaining = Self.nanoseconds(target - now)
+        if !precise {
+            var ts = timespec(tv_sec: Int(remaining / 1_000_000_000), tv_nsec: Int(remaining % 1_000_000_000))
+            nanosleep(&ts, nil)
+            return max(0, Self.nanoseconds(ContinuousClock.now - target))
+        }
         if remaining > 2_000_000 {
             var ts = timespec(tv_sec: Int((remaining - 1_000_000) / 1_000_000_000),
                               tv_nsec: Int((remaining - 1_000_000) % 1_000_000_000))

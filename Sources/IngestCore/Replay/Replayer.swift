@@ -76,6 +76,22 @@ public struct Replayer {
     public func run(
         progress: ((ReplayProgress) -> Void)? = nil, into sink: (PipelineOutput) throws -> Void
     ) throws -> ReplaySummary {
+        try run(progress: progress, fast: false, encoded: { _ in }, into: sink)
+    }
+
+    /// The hot path, as the live daemon runs it: trades and order books reach `encoded` already in their Kafka form
+    /// (valid only during the call), dead letters and notices reach `other` (see `FramePipeline`).
+    public func run(
+        progress: ((ReplayProgress) -> Void)? = nil, encoded: (EncodedRecord) throws -> Void,
+        other: (PipelineOutput) throws -> Void
+    ) throws -> ReplaySummary {
+        try run(progress: progress, fast: true, encoded: encoded, into: other)
+    }
+
+    private func run(
+        progress: ((ReplayProgress) -> Void)?, fast: Bool, encoded: (EncodedRecord) throws -> Void,
+        into sink: (PipelineOutput) throws -> Void
+    ) throws -> ReplaySummary {
         var pipeline = FramePipeline(topics: options.topics)
         var summary = ReplaySummary()
         let extent = try reader.extent()
@@ -88,6 +104,18 @@ public struct Replayer {
         var lastProgress = started
         var rows = 0
         let speed = options.speed
+        // Hot-path messages by kind, folded into `summary.messagesByTopic` now and then (no hashing per record).
+        var ticks = 0
+        var books = 0
+        let tickTopic = options.topics.resolvedTick
+        let bookTopic = options.topics.resolvedOrderBook
+        func fold() {
+            if ticks > 0 { summary.messagesByTopic[tickTopic, default: 0] += ticks }
+            if books > 0 { summary.messagesByTopic[bookTopic, default: 0] += books }
+            ticks = 0
+            books = 0
+        }
+        let symbols = options.symbols
 
         try reader.forEach(to: options.to) { row in
             rows += 1
@@ -125,16 +153,16 @@ public struct Replayer {
             if summary.firstRecorded == nil { summary.firstRecorded = row.receivedAt }
             summary.lastRecorded = row.receivedAt
             summary.rowsReplayed += 1
-            try pipeline.process(row.body, receivedAt: row.receivedAt) { output in
+            let general = { (output: PipelineOutput) throws -> Void in
                 switch output {
                 case .market(let m):
-                    if let symbols = options.symbols, !symbols.contains(m.key) {
+                    if let symbols, !symbols.contains(m.key) {
                         summary.messagesFilteredOut += 1
                         return
                     }
                     summary.messagesByTopic[m.topic, default: 0] += 1
                 case .deadLetter(let d):
-                    if options.symbols != nil {
+                    if symbols != nil {
                         summary.messagesFilteredOut += 1
                         return
                     }
@@ -145,10 +173,25 @@ public struct Replayer {
                 }
                 try sink(output)
             }
+            if fast {
+                try pipeline.process(
+                    row.body, receivedAt: row.receivedAt,
+                    encoded: { record in
+                        if let symbols, !symbols.contains(record.symbol) {
+                            summary.messagesFilteredOut += 1
+                            return
+                        }
+                        if record.kind == .tick { ticks += 1 } else { books += 1 }
+                        try encoded(record)
+                    }, other: general)
+            } else {
+                try pipeline.process(row.body, receivedAt: row.receivedAt, emit: general)
+            }
             if let progress, rows & 0xFF == 0 {
                 let now = ContinuousClock.now
                 if now - lastProgress >= .milliseconds(250) {
                     lastProgress = now
+                    fold()
                     let elapsed = (now - started).nanosecondsDouble / 1e9
                     var eta: Double?
                     if let speed {
@@ -162,6 +205,7 @@ public struct Replayer {
                 }
             }
         }
+        fold()
         summary.wallSeconds = (ContinuousClock.now - started).nanosecondsDouble / 1e9
         if speed != nil { summary.pacing = PacingStats(errors) }
         summary.pipeline = pipeline.stats

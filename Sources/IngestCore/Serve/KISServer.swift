@@ -13,6 +13,8 @@ public struct ServeOptions: Sendable {
     public var port: Int
     /// Playback speed; `nil` = as fast as the client reads.
     public var speed: Double?
+    /// Constant frames per second, whatever the recorded gaps (load tests); excludes `speed`.
+    public var rate: Double?
     public var from: Int64?
     public var to: Int64?
     /// PINGPONG period, and how long a client may take to echo it before it is dropped.
@@ -30,8 +32,10 @@ public struct ServeOptions: Sendable {
     public init(host: String = "127.0.0.1", port: Int = 0, speed: Double? = nil, from: Int64? = nil, to: Int64? = nil,
                 pingPongInterval: Duration = .seconds(100), pingPongTimeout: Duration? = nil,
                 startDelay: Duration = .seconds(1), registrationLimit: Int = Subscription.perSessionLimit,
-                tokenInterval: Duration = .seconds(60), tlsCertificate: String? = nil, tlsKey: String? = nil) {
+                tokenInterval: Duration = .seconds(60), tlsCertificate: String? = nil, tlsKey: String? = nil,
+                rate: Double? = nil) {
         self.host = host
+        self.rate = rate
         self.port = port
         self.speed = speed
         self.from = from
@@ -537,35 +541,75 @@ final class ServeConnection: @unchecked Sendable {
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
-        var index = server.shared.withLock { $0.cursor[app] ?? 0 }
+        let first = server.shared.withLock { $0.cursor[app] ?? 0 }
+        var index = first
         let clock = PacingClock()
         let origin = index < frames.count ? frames[index].receivedAt : 0
+        /// When frame `i` is due, in nanoseconds after the start; `nil` = unpaced.
+        func due(_ i: Int) -> Int64? {
+            if let rate = options.rate { return Int64(Double(i - first) * 1e9 / rate) }
+            if let speed = options.speed { return Int64(Double(frames[i].receivedAt - origin) / speed) }
+            return nil
+        }
+        var batch: [String] = []
+        batch.reserveCapacity(Self.batchLimit)
         while index < frames.count {
             if state.withLock({ $0.closed }) { return }
             while server.isSilent { Thread.sleep(forTimeInterval: 0.01) }
-            let frame = frames[index]
-            if let speed = options.speed {
-                clock.wait(until: clock.instant(offsetNanoseconds: Int64(Double(frame.receivedAt - origin) / speed)))
+            // Sleep (never spin: the client under test shares the CPU) until the next frame is due, then send every
+            // frame that is due by now in one event-loop task and one flush.
+            if let next = due(index) { clock.wait(until: clock.instant(offsetNanoseconds: next), precise: false) }
+            let now = PacingClock.nanoseconds(ContinuousClock.now - clock.start)
+            let end = state.withLock { s -> Int in
+                var i = index
+                repeat {
+                    let frame = frames[i]
+                    i += 1
+                    let tr = frame.trID ?? ""
+                    let send: Bool
+                    var key: AESKey?
+                    if let trKey = frame.trKey {
+                        send = s.subscriptions.contains(Subscription(trID: tr, trKey: trKey))
+                        key = s.keys[tr]
+                    } else {
+                        // Unattributable text goes to every client subscribed to anything of its tr_id (or anything).
+                        send = frame.trID == nil ? !s.subscriptions.isEmpty : s.subscriptions.contains { $0.trID == tr }
+                    }
+                    guard send else { continue }
+                    if let plain = frame.plaintext, let count = frame.count, let trID = frame.trID, let key {
+                        batch.append("1|\(trID)|\(count)|" + key.encryptToBase64(Array(plain.utf8)))
+                    } else {
+                        batch.append(frame.body)
+                    }
+                } while i < frames.count && batch.count < Self.batchLimit && (due(i).map { $0 <= now } ?? true)
+                return i
             }
-            let (send, key) = state.withLock { s -> (Bool, AESKey?) in
-                let tr = frame.trID ?? ""
-                guard let trKey = frame.trKey else {
-                    // Unattributable text goes to every client subscribed to anything of its tr_id (or anything).
-                    return (frame.trID == nil ? !s.subscriptions.isEmpty : s.subscriptions.contains { $0.trID == tr }, nil)
-                }
-                return (s.subscriptions.contains(Subscription(trID: tr, trKey: trKey)), s.keys[tr])
-            }
-            if send {
-                var text = frame.body
-                if let plain = frame.plaintext, let count = frame.count, let tr = frame.trID, let key {
-                    text = "1|\(tr)|\(count)|" + key.encryptToBase64(Array(plain.utf8))
-                }
+            if !batch.isEmpty {
                 while !channel.isWritable && channel.isActive { Thread.sleep(forTimeInterval: 0.001) }
-                sendText(text)
-                server.shared.withLock { $0.status.framesSent += 1 }
+                sendTexts(batch)
             }
-            index += 1
-            server.shared.withLock { $0.cursor[app] = index }
+            let sent = batch.count
+            batch.removeAll(keepingCapacity: true)
+            index = end
+            server.shared.withLock {
+                $0.status.framesSent += sent
+                $0.cursor[app] = end
+            }
+        }
+    }
+
+    /// Frames handed to the event loop at once.
+    static let batchLimit = 256
+
+    /// Writes the texts as WebSocket text frames with one flush, on the channel's event loop.
+    func sendTexts(_ texts: [String]) {
+        channel.eventLoop.execute { [channel] in
+            for text in texts {
+                var buffer = channel.allocator.buffer(capacity: text.utf8.count)
+                buffer.writeString(text)
+                channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
+            }
+            channel.flush()
         }
     }
 }

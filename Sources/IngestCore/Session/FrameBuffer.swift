@@ -46,6 +46,33 @@ public final class FrameBuffer: @unchecked Sendable {
         return item
     }
 
+    /// What `pop(timeout:)` found.
+    public enum Next {
+        case item(InboundItem)
+        case timedOut
+        case closed
+    }
+
+    /// Takes the next item, waiting at most `timeout` for one.
+    public func pop(timeout: Duration) -> Next {
+        condition.lock()
+        defer { condition.unlock() }
+        if head == items.count && !closed {
+            let deadline = Date(timeIntervalSinceNow: timeout.nanosecondsDouble / 1e9)
+            while head == items.count && !closed {
+                if !condition.wait(until: deadline) { break }
+            }
+        }
+        guard head < items.count else { return closed ? .closed : .timedOut }
+        let item = items[head]
+        head += 1
+        if head > 4096 && head * 2 > items.count {
+            items.removeFirst(head)
+            head = 0
+        }
+        return .item(item)
+    }
+
     /// No more items will come; `pop` returns what is left, then `nil`.
     public func close() {
         condition.lock()

@@ -89,6 +89,10 @@ public final class KISSession: @unchecked Sendable {
         var connection: WebSocketConnection?
         var approvalKey = ""
         var lastMessage = ContinuousClock.now
+        /// Drop logging: one line for the first drop, then at most one summary line per second (a log line per
+        /// dropped frame would itself slow the pipeline that is already behind).
+        var lastDropLog: ContinuousClock.Instant?
+        var dropsSinceLog = 0
         var dataSinceConnect = false
         var needNewApprovalKey = false
         var minimumBackoff: Duration = .zero
@@ -264,14 +268,23 @@ public final class KISSession: @unchecked Sendable {
         }
         let isControl = kind != .data && kind != .encrypted
         if !buffer.push(.message(text, receivedAt: receivedAt), force: isControl) {
-            let dropped = state.withLock { st -> Int in
+            let (dropped, unlogged) = state.withLock { st -> (Int, Int?) in
                 st.counters.droppedBufferFull += 1
-                return st.counters.droppedBufferFull
+                st.dropsSinceLog += 1
+                let now = ContinuousClock.now
+                guard st.lastDropLog.map({ now - $0 >= .seconds(1) }) ?? true else {
+                    return (st.counters.droppedBufferFull, nil)
+                }
+                st.lastDropLog = now
+                defer { st.dropsSinceLog = 0 }
+                return (st.counters.droppedBufferFull, st.dropsSinceLog)
             }
-            logger.error("message buffer full, dropping message", metadata: [
-                "session": "\(session)", "tr_id": "\(trID ?? "")", "dropped_total": "\(dropped)",
-                "recorded": "\(recorder != nil)",
-            ])
+            if let unlogged {
+                logger.error("message buffer full, dropping message", metadata: [
+                    "session": "\(session)", "tr_id": "\(trID ?? "")", "dropped_total": "\(dropped)",
+                    "dropped_since_last_line": "\(unlogged)", "recorded": "\(recorder != nil)",
+                ])
+            }
         }
     }
 

@@ -7,8 +7,10 @@ import FrameCore
 /// - every input produces at least one output: a market message, a control message, or a dead letter with a
 ///   reason and a detail (nothing is silently dropped);
 /// - every market message encodes to a Kafka record with a key and a Protobuf value that decodes back;
-/// - the control-message parser and the AES decryptor either succeed or throw a `FrameError` with a reason.
+/// - the control-message parser and the AES decryptor either succeed or throw a `FrameError` with a reason;
+/// - the hot path (wire mapping) gives byte-for-byte the Kafka messages and the counters of the general path.
 nonisolated(unsafe) var pipeline = FuzzState.freshPipeline()
+nonisolated(unsafe) var fastPipeline = FuzzState.freshPipeline()
 nonisolated(unsafe) var inputs = 0
 
 enum FuzzState {
@@ -28,10 +30,15 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let text = String(decoding: UnsafeBufferPointer(start: data, count: size), as: UTF8.self)
     inputs += 1
     // Counters keyed by what the input says (control codes, …) would grow without bound over millions of inputs.
-    if inputs % 10_000 == 0 { pipeline = FuzzState.freshPipeline() }
+    if inputs % 10_000 == 0 {
+        pipeline = FuzzState.freshPipeline()
+        fastPipeline = FuzzState.freshPipeline()
+    }
     var outputs = 0
+    var general: [KafkaRecord] = []
     pipeline.process(text, receivedAt: 1_753_836_471_000_000_000) { output in
         outputs += 1
+        if let record = KafkaRecord(output) { general.append(record) }
         switch output {
         case .market(let m):
             guard let record = KafkaRecord(output) else { fatalError("market message without a Kafka record: \(m)") }
@@ -45,6 +52,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         }
     }
     if outputs == 0 { fatalError("silent drop: \(size) bytes produced no output") }
+    var fast: [KafkaRecord] = []
+    fastPipeline.process(
+        text, receivedAt: 1_753_836_471_000_000_000, encoded: { fast.append($0.record) },
+        other: { if let record = KafkaRecord($0) { fast.append(record) } })
+    if fast != general { fatalError("hot path differs from the general path: \(fast) vs \(general)") }
+    if inputs % 256 == 0 && fastPipeline.stats != pipeline.stats { fatalError("hot path counters differ") }
     do { _ = try ControlMessage.parse(text) } catch { if error.reason.name.isEmpty { fatalError("control error without reason") } }
     do { _ = try FuzzState.key.decrypt(base64: text) } catch { if error.reason.name.isEmpty { fatalError("decrypt error without reason") } }
     return 0
