@@ -78,7 +78,13 @@ struct Replay: ParsableCommand {
         }
         // Flat out, this thread serves the delivery reports itself (see KafkaProducer); paced, it sleeps between
         // frames, so a poll thread keeps the reports (and /metrics) current.
-        let producer = dryRun ? nil : try KafkaProducer(configuration: KafkaConfiguration(environment: environment),
+        // A batch tool needs no deep local queue: 20 000 messages keep the broker busy while bounding memory (the
+        // daemon keeps librdkafka's 100 000 to ride out broker outages). KAFKA_PROPERTY_QUEUE_BUFFERING_MAX_MESSAGES wins.
+        var kafka = KafkaConfiguration(environment: environment)
+        if environment["KAFKA_PROPERTY_QUEUE_BUFFERING_MAX_MESSAGES"] == nil {
+            kafka.properties["queue.buffering.max.messages"] = "20000"
+        }
+        let producer = dryRun ? nil : try KafkaProducer(configuration: kafka,
                                                          logger: Logger(label: "kis.kafka"), pollsOnOwnThread: speed != nil)
         let polling = producer.map { !$0.pollsOnOwnThread } ?? false
         var sent = 0
@@ -97,12 +103,14 @@ struct Replay: ParsableCommand {
             }
         }
         var bytes = 0
+        var payloadBytes = 0
         // Message sizes only for --summary-json (scripts/bench sizes rdkafka_performance's messages from them).
         let sizing = summaryJson != nil
         let summary = try Replayer(reader: reader, options: options).run(
             progress: { bar.update($0); metrics.update($0) },
             encoded: { record in
                 if sizing {
+                    payloadBytes += record.key.count + record.value.count
                     bytes += record.key.count + record.value.count + record.trID.count + record.receivedAt.count
                         + record.position.count + KafkaHeaderName.marketHeaderNameBytes
                 }
@@ -115,6 +123,7 @@ struct Replay: ParsableCommand {
             other: { output in
                 guard let record = KafkaRecord(output) else { return }
                 if sizing {
+                    payloadBytes += record.key.count + record.value.count
                     bytes += record.key.count + record.value.count + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
                 }
                 if let producer { try producer.sendWaiting(record) }
@@ -135,7 +144,7 @@ struct Replay: ParsableCommand {
         FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         if let summaryJson {
             var json = Self.json(summary, delivered: producer?.counters.delivered, failed: producer?.counters.failed)
-            json.insert(contentsOf: ",\"message_bytes\":\(bytes)", at: json.index(json.endIndex, offsetBy: -2))
+            json.insert(contentsOf: ",\"message_bytes\":\(bytes),\"key_value_bytes\":\(payloadBytes)", at: json.index(json.endIndex, offsetBy: -2))
             FileManager.default.createFile(atPath: summaryJson, contents: Data(json.utf8))
         }
         endpoints?.stopBlocking()

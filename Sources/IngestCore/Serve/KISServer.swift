@@ -605,7 +605,11 @@ final class ServeConnection: @unchecked Sendable {
     func sendTexts(_ texts: [String]) {
         channel.eventLoop.execute { [channel] in
             for text in texts {
-                var buffer = channel.allocator.buffer(capacity: text.utf8.count)
+                // Room in front for the frame header (at most 14 bytes): NIO's encoder then prepends it in place
+                // instead of writing a second buffer per frame.
+                var buffer = channel.allocator.buffer(capacity: text.utf8.count + 14)
+                buffer.moveWriterIndex(forwardBy: 14)
+                buffer.moveReaderIndex(forwardBy: 14)
                 buffer.writeString(text)
                 channel.write(WebSocketFrame(fin: true, opcode: .text, data: buffer), promise: nil)
             }
