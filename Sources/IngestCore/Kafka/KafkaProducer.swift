@@ -179,22 +179,18 @@ public final class KafkaProducer: Sendable {
     /// Enqueues one message, waiting while the local queue is full (for replay and batch tools, never the live
     /// socket path). Throws for any other error.
     public func sendWaiting(_ record: KafkaRecord) throws(KafkaError) {
-        while true {
-            do {
-                try send(record)
-                return
-            } catch {
-                guard error.isQueueFull else { throw error }
-                waitForRoom()
-            }
-        }
+        try waitingForRoom { () throws(KafkaError) in try send(record) }
     }
 
     /// `sendWaiting` for a hot-path record.
     public func sendWaiting(_ record: EncodedRecord) throws(KafkaError) {
+        try waitingForRoom { () throws(KafkaError) in try send(record) }
+    }
+
+    private func waitingForRoom(_ attempt: () throws(KafkaError) -> Void) throws(KafkaError) {
         while true {
             do {
-                try send(record)
+                try attempt()
                 return
             } catch {
                 guard error.isQueueFull else { throw error }
