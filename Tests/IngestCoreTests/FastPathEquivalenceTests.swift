@@ -80,7 +80,7 @@ import Testing
     /// Frames with fields replaced by what KIS (or a broken proxy) might send: empty, placeholders, signs, overflow,
     /// non-ASCII, bad dates and times, extra and missing fields.
     @Test func damagedFramesGiveTheSameMessagesAndErrors() throws {
-        var rng = SplitMix(seed: 0x5EED_F00D)
+        var rng = SplitMix64(seed: 0x5EED_F00D)
         let junk = [
             "", "(null)", "nan", "-nan", "-0", "-0.0", "0", "0.0", "+1.5", "-1.5", "abc", "1e5", "99999999999999999999",
             "0.0000000000000000000001", "12345678901234567", "삼성", "\u{FFFD}", "20250231", "19691231", "22620101",
@@ -119,18 +119,5 @@ import Testing
         #expect(r.generalStats.deadLetters > 300, "many damaged frames are dead letters")
         #expect(r.generalStats.fieldDefaults.values.reduce(0, +) > 0, "optional fields fell back to zero somewhere")
         Self.expectSame(r, "damaged frames")
-    }
-}
-
-/// A small deterministic generator (SplitMix64) so that failures reproduce.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -193,30 +193,38 @@ struct MarketMapper {
         return 0
     }
 
+    /// Field positions of a trade TR (symbol is #0).
+    private struct TradeFields {
+        let price, volume, date, time, change, rate, sign: Int
+        let changeDefault, rateDefault: StaticString
+    }
+    private static let domesticTradeFields = TradeFields(
+        price: 2, volume: 12, date: 33, time: 1, change: 4, rate: 5, sign: 3,
+        changeDefault: "H0STCNT0.PRDY_VRSS", rateDefault: "H0STCNT0.PRDY_CTRT")
+    private static let overseasTradeFields = TradeFields(
+        price: 11, volume: 19, date: 6, time: 7, change: 13, rate: 14, sign: 12,
+        changeDefault: "HDFSCNT0.DIFF", rateDefault: "HDFSCNT0.RATE")
+
     /// H0STCNT0 as `domesticTrade`, into `w`.
     mutating func wireDomesticTrade(_ r: RecordView, into w: inout WireWriter) -> Int64? {
-        let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(2)),
-            let volume = LenientNumber.int64(r.bytes(12)), let day = KSTTime.day(yyyymmdd: r.bytes(33)),
-            let second = KSTTime.secondOfDay(hhmmss: r.bytes(1))
-        else { return nil }
-        let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
-        let change = signed(optionalDouble(r, 4, defaultKey: "H0STCNT0.PRDY_VRSS"), signCode: r.bytes(3))
-        let rate = signed(optionalDouble(r, 5, defaultKey: "H0STCNT0.PRDY_CTRT"), signCode: r.bytes(3))
-        Self.writeTick(&w, symbol, price, volume, timestamp, change, rate)
-        return timestamp
+        wireTrade(r, Self.domesticTradeFields, into: &w)
     }
 
     /// HDFSCNT0 as `overseasTrade`, into `w`.
     mutating func wireOverseasTrade(_ r: RecordView, into w: inout WireWriter) -> Int64? {
+        wireTrade(r, Self.overseasTradeFields, into: &w)
+    }
+
+    @inline(__always)
+    private mutating func wireTrade(_ r: RecordView, _ f: TradeFields, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(11)),
-            let volume = LenientNumber.int64(r.bytes(19)), let day = KSTTime.day(yyyymmdd: r.bytes(6)),
-            let second = KSTTime.secondOfDay(hhmmss: r.bytes(7))
+        guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(f.price)),
+            let volume = LenientNumber.int64(r.bytes(f.volume)), let day = KSTTime.day(yyyymmdd: r.bytes(f.date)),
+            let second = KSTTime.secondOfDay(hhmmss: r.bytes(f.time))
         else { return nil }
         let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
-        let change = signed(optionalDouble(r, 13, defaultKey: "HDFSCNT0.DIFF"), signCode: r.bytes(12))
-        let rate = signed(optionalDouble(r, 14, defaultKey: "HDFSCNT0.RATE"), signCode: r.bytes(12))
+        let change = signed(optionalDouble(r, f.change, defaultKey: f.changeDefault), signCode: r.bytes(f.sign))
+        let rate = signed(optionalDouble(r, f.rate, defaultKey: f.rateDefault), signCode: r.bytes(f.sign))
         Self.writeTick(&w, symbol, price, volume, timestamp, change, rate)
         return timestamp
     }
