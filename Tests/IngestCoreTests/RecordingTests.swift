@@ -170,3 +170,68 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
         #expect(RecordedKind.inbound("") == (.unknown, nil))
     }
 }
+
+/// The replay's read-ahead (`forEachPrefetched`): the same rows in the same order as `forEach`, and errors from
+/// either side end it cleanly.
+@Suite struct PrefetchedReadingTests {
+    func recording(rows: Int) throws -> (URL, String) {
+        let dir = try temporaryDirectory()
+        let path = dir.appendingPathComponent("p.sqlite").path
+        let recorder = try SessionRecorder(configuration: RecorderConfiguration(path: path, batchSize: 97, batchInterval: nil), session: info())
+        for i in 0..<rows {
+            recorder.record(RecordedMessage(receivedAt: 1_000 + Int64(i), kind: .data, trID: "H0STCNT0", body: "0|H0STCNT0|001|\(i)"))
+        }
+        recorder.close(endedAt: 1_000 + Int64(rows), reason: "test")
+        return (dir, path)
+    }
+
+    @Test func sameRowsInTheSameOrder() throws {
+        let (dir, path) = try recording(rows: 5_000)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reader = try RecordingReader(path: path)
+        let expected = try reader.all()
+        #expect(expected.count == 5_002)
+        for (batch, depth) in [(1, 1), (7, 2), (512, 4), (10_000, 1)] {
+            var seen: [RecordedMessage] = []
+            try reader.forEachPrefetched(batch: batch, depth: depth) { seen.append($0) }
+            #expect(seen == expected, "batch \(batch), depth \(depth)")
+        }
+        var windowed: [RecordedMessage] = []
+        try reader.forEachPrefetched(from: 2_000, to: 3_000, batch: 64) { windowed.append($0) }
+        #expect(windowed == (try reader.all(from: 2_000, to: 3_000)))
+        #expect(windowed.count == 1_000)
+    }
+
+    struct Enough: Error {}
+
+    @Test func aThrowingBodyStopsTheReader() throws {
+        let (dir, path) = try recording(rows: 20_000)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reader = try RecordingReader(path: path)
+        var seen = 0
+        #expect(throws: Enough.self) {
+            try reader.forEachPrefetched(batch: 16, depth: 2) { _ in
+                seen += 1
+                if seen == 100 { throw Enough() }
+            }
+        }
+        #expect(seen == 100)
+    }
+
+    @Test func aReadingErrorArrivesAfterTheRowsBeforeIt() throws {
+        let (dir, path) = try recording(rows: 1_000)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let db = try SQLiteDatabase(path: path)
+            try db.execute("UPDATE messages SET kind = 99 WHERE seq = 601")
+        }
+        let reader = try RecordingReader(path: path)
+        var seen: [Int64] = []
+        #expect {
+            try reader.forEachPrefetched(batch: 64, depth: 2) { seen.append($0.seq) }
+        } throws: { error in
+            "\(error)".contains("row 601 has unknown kind 99")
+        }
+        #expect(seen == Array(1...600))
+    }
+}

@@ -14,7 +14,10 @@ import Testing
         let fresh = try Data(contentsOf: URL(fileURLWithPath: out))
         let committed = try Data(contentsOf: URL(fileURLWithPath: fixtureSession))
         #expect(fresh.count == committed.count)
-        #expect(fresh == committed)
+        // A Bool, not `fresh == committed` inside #expect: on failure that would diff two megabytes element by element.
+        let identical = fresh == committed
+        let firstDifference = identical ? nil : zip(fresh, committed).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(identical, "first differing byte at \(firstDifference.map(String.init) ?? "the end of the shorter file")")
         #expect(committed.count < 4 << 20)
     }
 

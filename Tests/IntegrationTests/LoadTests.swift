@@ -5,10 +5,10 @@ import Testing
 /// The load test of issue 7: one session with the full 41 registrations, `ingest-replay serve` pushing a generated
 /// session (2.1 records per frame) at constant rates (25 000 and 50 000 frames/s), then as fast as it can, into
 /// `ingestd`, with serve, the broker and the daemon sharing the machine. Checked: every frame serve sent is either
-/// processed by the pipeline or counted as dropped (nothing lost silently, at any rate); at 25 000 frames/s nothing is
-/// dropped and every trade and order book reaches Kafka. Printed: the achieved rates, drops, latency and the highest
-/// rate with zero drops. The issue's target, zero drops at 50 000 frames/s, is not asserted: on 2 shared cores it is
-/// met in some runs and missed by a few percent in others (see the README's performance section).
+/// processed by the pipeline or counted as dropped (nothing lost silently, at any rate); at 25 000 and at 50 000
+/// frames/s nothing is dropped and every trade and order book reaches Kafka. Printed: the achieved rates, drops,
+/// latency and the highest rate with zero drops. (Unpaced, serve's rate is bounded by TCP: with inline processing the
+/// reader reads no faster than the pipeline runs, so drops there are reported, not asserted.)
 /// Release binaries (scripts/test builds them and sets `KIS_RELEASE_BIN_DIR`): a debug build measures the
 /// compiler's debug mode, not the service.
 @Suite(.serialized) struct LoadTests {
@@ -82,6 +82,7 @@ import Testing
         #expect(paced.dropped == 0, "frames dropped at 25 000 frames/s")
         #expect(paced.ticks == Double(expectedTicks) && paced.books == Double(expectedBooks), "not every trade and book was published")
         #expect(runs[1].framesPerSecond >= 45_000, "serve did not reach 50 000 frames/s: \(runs[1].framesPerSecond)")
+        #expect(runs[1].dropped == 0, "frames dropped at 50 000 frames/s: \(runs[1].dropped)")
         for r in runs where r.dropped == 0 {
             #expect(r.ticks == Double(expectedTicks) && r.books == Double(expectedBooks))
         }

@@ -14,6 +14,9 @@ public struct DaemonConfiguration: Sendable {
     public var restEndpoint: Endpoint
     /// `KIS_MESSAGE_BUFFER_SIZE`.
     public var bufferSize: Int
+    /// `KIS_PIPELINE_INLINE` (default true): the socket reader processes frames itself while the pipeline thread is
+    /// idle (see `IngestEngine`); `false` always hands frames over to the pipeline thread.
+    public var pipelineInline: Bool
     /// `KIS_TOKEN_CACHE_TTL`, `KIS_TOKEN_REFRESH_BEFORE`.
     public var tokenCacheTTL: Duration
     public var tokenRefreshBefore: Duration
@@ -110,6 +113,7 @@ public struct DaemonConfiguration: Sendable {
             inUseBackoff: try duration("KIS_IN_USE_BACKOFF", .seconds(30)), tls: tls,
             echoPingPong: try flag("KIS_PINGPONG_ECHO", true))
         bufferSize = try integer("KIS_MESSAGE_BUFFER_SIZE", 10_000, 1...100_000_000)
+        pipelineInline = try flag("KIS_PIPELINE_INLINE", true)
         tokenCacheTTL = try duration("KIS_TOKEN_CACHE_TTL", .seconds(23 * 3600))
         tokenRefreshBefore = try duration("KIS_TOKEN_REFRESH_BEFORE", .seconds(3600))
         if let host = value("REDIS_HOST") {

@@ -2,55 +2,71 @@ import Foundation
 public import Logging
 import Synchronization
 
-/// The processing side of the live path: drains the `FrameBuffer` on its own thread through the same
-/// `FramePipeline` and `KafkaProducer` the replayer uses.
-public final class IngestEngine: @unchecked Sendable {
-    // @unchecked: `pipeline` is touched by the processing thread only; counters are guarded.
+/// The processing side of the live path: the same `FramePipeline` and `KafkaProducer` the replayer uses, fed from
+/// the `FrameBuffer`.
+///
+/// Inline mode (`KIS_PIPELINE_INLINE`, default on): while nothing is queued, the socket reader processes each frame
+/// itself, so a frame reaches the producer without a thread hand-over and its wake-up; once frames queue up
+/// (a burst, or the producer's queue more than half full), the engine's own thread takes over and the reader only
+/// queues, as without inline mode. Only one thread processes at a time, so order is kept.
+public final class IngestEngine: InlineConsumer, @unchecked Sendable {
+    // @unchecked: `pipeline` and `latency` are touched only by whoever holds the buffer's consumer role;
+    // the snapshot is guarded by `statsLock`.
     private let buffer: FrameBuffer
     private let producer: KafkaProducer?
+    private let inline: Bool
+    private let polling: Bool
+    /// Inline processing stops while more messages than this are waiting for the broker, so the socket reader
+    /// never waits for room in the producer's queue.
+    private let inlineOutstandingLimit: Int
     private var pipeline: FramePipeline
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private let statsLock = Mutex((PipelineStats(), LatencyHistogram()))
     private var latency = LatencyHistogram()
+    /// Processed since the last snapshot; written by the consumer, read by the engine thread to decide when to claim.
+    private let dirtyFlag = Atomic<Bool>(false)
+    /// `DispatchTime` uptime of the last snapshot.
+    private let publishedAt = Atomic<UInt64>(0)
     private let sendFailures = Atomic<Int>(0)
 
-    public init(buffer: FrameBuffer, producer: KafkaProducer?, topics: TopicConfiguration, logger: Logger) {
+    public init(buffer: FrameBuffer, producer: KafkaProducer?, topics: TopicConfiguration, inline: Bool = false,
+                logger: Logger) {
         self.buffer = buffer
         self.producer = producer
+        self.inline = inline
+        // With a caller-polled producer, whoever processes serves the delivery reports: after every frame, and the
+        // engine thread at least every millisecond while messages are outstanding (every 100 ms when idle).
+        self.polling = producer.map { !$0.pollsOnOwnThread } ?? false
+        self.inlineOutstandingLimit = producer.map { max(1, $0.queueCapacity / 2) } ?? .max
         self.pipeline = FramePipeline(topics: topics)
         self.logger = logger
     }
 
     public func start() {
+        if inline { buffer.setInlineConsumer(self) }
         let thread = Thread { [self] in
-            var dirty = false
-            // With a caller-polled producer this thread serves its delivery reports: every frame, and at least every
-            // millisecond while messages are outstanding (every 100 ms when idle, for errors and logs).
-            let polling = producer.map { !$0.pollsOnOwnThread } ?? false
             loop: while true {
-                // Publish a snapshot for metrics every 256 messages, and whenever the buffer runs dry (idle time).
-                if dirty && buffer.isEmpty {
+                if polling, let producer { producer.poll() }
+                let wait: Duration = polling && (producer?.outstanding ?? 0) > 0 ? .milliseconds(1) : .milliseconds(100)
+                // When idle, claim the pipeline only to publish a snapshot nobody else will: with inline processing,
+                // the reader publishes every 256 messages, so the snapshot is due only once it has been quiet for a
+                // while. (Holding the claim makes the reader queue; taking it every millisecond would cost latency.)
+                let snapshotDue = dirtyFlag.load(ordering: .relaxed)
+                    && DispatchTime.now().uptimeNanoseconds &- publishedAt.load(ordering: .relaxed) >= 50_000_000
+                switch buffer.claim(timeout: wait, idle: snapshotDue) {
+                case .item(let item):
+                    processed(item)
+                    // Publish a snapshot for metrics whenever the buffer runs dry (and every 256 messages).
+                    if buffer.isEmpty { publish() }
+                    buffer.release()
+                case .idle:
                     publish()
-                    dirty = false
-                }
-                let item: InboundItem
-                if polling, let producer {
-                    producer.poll()
-                    switch buffer.pop(timeout: producer.outstanding > 0 ? .milliseconds(1) : .milliseconds(100)) {
-                    case .item(let next): item = next
-                    case .timedOut: continue loop
-                    case .closed: break loop
-                    }
-                } else {
-                    guard let next = buffer.pop() else { break loop }
-                    item = next
-                }
-                process(item)
-                dirty = true
-                if pipeline.messageCount & 0xFF == 0 {
-                    publish()
-                    dirty = false
+                    buffer.release()
+                case .nothing:
+                    continue loop
+                case .closed:
+                    break loop
                 }
             }
             publish()
@@ -58,6 +74,23 @@ public final class IngestEngine: @unchecked Sendable {
         }
         thread.name = "ingest-pipeline"
         thread.start()
+    }
+
+    public func acceptsInline() -> Bool { (producer?.outstanding ?? 0) < inlineOutstandingLimit }
+
+    public func consumeInline(_ item: InboundItem) {
+        processed(item)
+        if polling, let producer { producer.poll() }
+    }
+
+    /// Processes one item as the consumer, and publishes a snapshot every 256 messages.
+    private func processed(_ item: InboundItem) {
+        process(item)
+        if pipeline.messageCount & 0xFF == 0 {
+            publish()
+        } else if !dirtyFlag.load(ordering: .relaxed) {
+            dirtyFlag.store(true, ordering: .relaxed)
+        }
     }
 
     private func process(_ item: InboundItem) {
@@ -96,7 +129,11 @@ public final class IngestEngine: @unchecked Sendable {
         logger.error("could not hand a message to Kafka", metadata: ["topic": "\(topic)", "error": "\(error)"])
     }
 
-    private func publish() { statsLock.withLock { $0 = (pipeline.stats, latency) } }
+    private func publish() {
+        statsLock.withLock { $0 = (pipeline.stats, latency) }
+        dirtyFlag.store(false, ordering: .relaxed)
+        publishedAt.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+    }
 
     /// Waits until the buffer is closed and drained.
     public func waitDrained() { done.wait() }

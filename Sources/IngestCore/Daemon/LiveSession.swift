@@ -31,7 +31,8 @@ final class LiveShard: Sendable {
             redis: configuration.redis, cacheTTL: configuration.tokenCacheTTL, refreshBefore: configuration.tokenRefreshBefore,
             logger: Logger(label: "kis.auth"))
         buffer = FrameBuffer(capacity: configuration.bufferSize)
-        engine = IngestEngine(buffer: buffer, producer: producer, topics: configuration.topics, logger: logger)
+        engine = IngestEngine(buffer: buffer, producer: producer, topics: configuration.topics,
+                              inline: configuration.pipelineInline, logger: logger)
         let statusTopic = configuration.topics.prefix + configuration.statusTopic
         var sessionConfiguration = configuration.session
         sessionConfiguration.subscriptions = shard.subscriptions

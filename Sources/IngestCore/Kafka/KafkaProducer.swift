@@ -31,6 +31,8 @@ public final class KafkaProducer: Sendable {
     public let configuration: KafkaConfiguration
     /// `false`: the owner must call `poll` regularly (at least every 100 ms, and often while messages are outstanding).
     public let pollsOnOwnThread: Bool
+    /// `queue.buffering.max.messages` as librdkafka took it: how many messages may wait in the local queue.
+    public let queueCapacity: Int
 
     /// Creates the producer; throws a `KafkaError` for an old librdkafka or an invalid property (naming it).
     public init(
@@ -81,6 +83,13 @@ public final class KafkaProducer: Sendable {
             throw KafkaError(code: "create", message: "could not create the Kafka producer: \(reason)")
         }
         rd_kafka_set_log_queue(rk, nil)
+        var capacityText = [CChar](repeating: 0, count: 32)
+        var capacitySize = capacityText.count
+        if rd_kafka_conf_get(rd_kafka_conf(rk), "queue.buffering.max.messages", &capacityText, &capacitySize) == RD_KAFKA_CONF_OK {
+            queueCapacity = capacityText.withUnsafeBufferPointer { Int(String(cString: $0.baseAddress!)) } ?? 100_000
+        } else {
+            queueCapacity = 100_000
+        }
         self.handle = RdKafkaHandle(pointer: rk, opaque: opaque)
         self.sink = sink
         self.pollsOnOwnThread = pollsOnOwnThread

@@ -105,6 +105,52 @@ public final class RecordingReader {
     public func forEach(
         from: Int64? = nil, to: Int64? = nil, _ body: (RecordedMessage) throws -> Void
     ) throws {
+        try Self.forEach(paths: paths, from: from, to: to, body)
+    }
+
+    /// `forEach` with the reading (SQLite, row decoding) on a thread of its own, at most `depth` batches of `batch`
+    /// rows ahead, while `body` runs on the calling thread, in sequence order. An error on either side stops both and
+    /// is rethrown here. For replay flat out, where reading is a third of the work.
+    public func forEachPrefetched(
+        from: Int64? = nil, to: Int64? = nil, batch: Int = 512, depth: Int = 4,
+        _ body: (RecordedMessage) throws -> Void
+    ) throws {
+        let queue = PrefetchQueue(depth: depth)
+        let paths = paths
+        let batch = max(1, batch)
+        let thread = Thread {
+            var current: [RecordedMessage] = []
+            current.reserveCapacity(batch)
+            do {
+                try Self.forEach(paths: paths, from: from, to: to) { row in
+                    current.append(row)
+                    if current.count == batch {
+                        guard queue.put(current) else { throw PrefetchQueue.Stopped() }
+                        current = []
+                        current.reserveCapacity(batch)
+                    }
+                }
+                if !current.isEmpty { _ = queue.put(current) }
+                queue.finish(nil)
+            } catch is PrefetchQueue.Stopped {
+                queue.finish(nil)
+            } catch {
+                // The rows read before the error are delivered first, as `forEach` would have.
+                if !current.isEmpty { _ = queue.put(current) }
+                queue.finish(error)
+            }
+        }
+        thread.name = "replay-reader"
+        thread.start()
+        defer { queue.stopAndWait() }
+        while let rows = try queue.take() {
+            for row in rows { try body(row) }
+        }
+    }
+
+    private static func forEach(
+        paths: [String], from: Int64?, to: Int64?, _ body: (RecordedMessage) throws -> Void
+    ) throws {
         for path in paths {
             let db = try Self.open(path)
             let statement = try db.prepare(
@@ -156,5 +202,61 @@ public final class RecordingReader {
             }
         }
         return problems
+    }
+}
+
+/// The bounded hand-over of `forEachPrefetched`: batches of rows from the reading thread to the caller.
+final class PrefetchQueue: @unchecked Sendable {
+    // @unchecked: guarded by `condition`.
+    struct Stopped: Error {}
+    private let condition = NSCondition()
+    private let depth: Int
+    private var batches: [[RecordedMessage]] = []
+    private var finished = false
+    private var failure: (any Error)?
+    private var stopped = false
+
+    init(depth: Int) { self.depth = max(1, depth) }
+
+    /// Reading side: waits for room; `false` once the caller has stopped.
+    func put(_ rows: [RecordedMessage]) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while batches.count >= depth && !stopped { condition.wait() }
+        guard !stopped else { return false }
+        batches.append(rows)
+        condition.broadcast()
+        return true
+    }
+
+    /// Reading side: no more batches (with the error that ended the reading, if any).
+    func finish(_ error: (any Error)?) {
+        condition.lock()
+        finished = true
+        failure = error
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Caller side: the next batch; `nil` at the end; throws the reading side's error.
+    func take() throws -> [RecordedMessage]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while batches.isEmpty && !finished { condition.wait() }
+        if !batches.isEmpty {
+            condition.broadcast()
+            return batches.removeFirst()
+        }
+        if let failure { throw failure }
+        return nil
+    }
+
+    /// Caller side, always at the end: tells the reading side to stop and waits until it has.
+    func stopAndWait() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while !finished { condition.wait() }
+        condition.unlock()
     }
 }

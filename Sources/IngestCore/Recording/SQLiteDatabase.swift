@@ -103,6 +103,23 @@ public final class SQLiteStatement {
         guard rc == SQLITE_OK else { throw database.error(rc, "binding parameter \(index)") }
     }
 
+    /// Binds an integer (hot paths: no value array).
+    public func bind(_ value: Int64, at index: Int32) throws(SQLiteError) {
+        let rc = sqlite3_bind_int64(statement, index, value)
+        guard rc == SQLITE_OK else { throw database.error(rc, "binding parameter \(index)") }
+    }
+
+    /// Binds text, all of its UTF-8 bytes (a NUL inside included), copied by SQLite; `nil` binds NULL.
+    public func bind(text: String?, at index: Int32) throws(SQLiteError) {
+        let rc: Int32
+        if var text {
+            rc = text.withUTF8 { sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count), csqlite3_transient()) }
+        } else {
+            rc = sqlite3_bind_null(statement, index)
+        }
+        guard rc == SQLITE_OK else { throw database.error(rc, "binding parameter \(index)") }
+    }
+
     /// Advances; `true` while a row is available.
     public func step() throws(SQLiteError) -> Bool {
         let rc = sqlite3_step(statement)

@@ -69,6 +69,8 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
     private let info: SessionInfo
     private let condition = NSCondition()
     private var pending: [RecordedMessage] = []
+    /// Rows the writer has taken from `pending` and not yet committed (they count against the waiting limit).
+    private var inFlight = 0
     private var oldestPendingSince: ContinuousClock.Instant?
     private var nextSeq: Int64 = 1
     private var closing = false
@@ -103,7 +105,7 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
         if m.kind.direction == .outbound { m.body = Secrets.maskJSON(m.body) }
         condition.lock()
         if let limit = configuration.maxPendingBeforeWaiting {
-            while pending.count >= limit && !finished { condition.wait() }
+            while pending.count + inFlight >= limit && !finished { condition.wait() }
         }
         guard !finished else {
             condition.unlock()
@@ -113,7 +115,7 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
         nextSeq += 1
         if pending.isEmpty { oldestPendingSince = .now }
         pending.append(m)
-        if pending.count >= configuration.batchSize { condition.broadcast() }
+        if pending.count == configuration.batchSize { condition.broadcast() }
         condition.unlock()
     }
 
@@ -139,52 +141,82 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
         return writerError
     }
 
+    /// Takes every whole batch queued in one swap (so the queue never shifts; only a partial batch is moved back), and
+    /// commits them in transactions of `batchSize` rows; a failed transaction puts its rows and the rest back at the
+    /// front of the queue and is retried.
     private func writerLoop() {
+        let batchSize = configuration.batchSize
         while true {
             condition.lock()
+            // Whole batches are taken; a partial one only when it is old enough or the recorder is closing.
+            var partialToo = false
             while true {
-                if closing || pending.count >= configuration.batchSize { break }
+                if closing {
+                    partialToo = true
+                    break
+                }
+                if pending.count >= batchSize { break }
                 if let interval = configuration.batchInterval, let since = oldestPendingSince, !pending.isEmpty {
                     let due = since + interval
-                    if ContinuousClock.now >= due { break }
+                    if ContinuousClock.now >= due {
+                        partialToo = true
+                        break
+                    }
                     let wait = ContinuousClock.now.duration(to: due)
                     condition.wait(until: Date(timeIntervalSinceNow: max(0.001, wait.nanosecondsDouble / 1e9)))
                 } else {
                     condition.wait()
                 }
             }
-            let take = min(pending.count, configuration.batchSize)
-            let batch = Array(pending.prefix(take))
-            let done = closing && take == pending.count
+            let whole = partialToo ? pending.count : pending.count - pending.count % batchSize
+            var taken: [RecordedMessage] = []
+            swap(&taken, &pending)
+            if whole < taken.count {
+                pending.append(contentsOf: taken[whole...])
+                taken.removeSubrange(whole...)
+            }
+            oldestPendingSince = pending.isEmpty ? nil : .now
+            inFlight = taken.count
+            let done = closing
             condition.unlock()
 
-            if !batch.isEmpty {
+            var start = taken.startIndex
+            var failed = false
+            while start < taken.endIndex {
+                let end = min(start + batchSize, taken.endIndex)
                 do {
-                    try file.append(batch)
+                    try file.append(taken[start..<end])
                     condition.lock()
-                    pending.removeFirst(take)
-                    oldestPendingSince = pending.isEmpty ? nil : .now
-                    rows += Int64(take)
+                    inFlight -= end - start
+                    rows += Int64(end - start)
                     condition.broadcast()
                     condition.unlock()
-                    try rotateIfDue(lastReceivedAt: batch[batch.count - 1].receivedAt)
+                    start = end
+                    try rotateIfDue(lastReceivedAt: taken[end - 1].receivedAt)
                 } catch {
                     condition.lock()
                     writeErrors += 1
                     writerError = "\(error)"
+                    if !done, start < taken.endIndex {
+                        pending.insert(contentsOf: taken[start...], at: 0)
+                        oldestPendingSince = .now
+                    }
+                    inFlight = 0
+                    condition.broadcast()
                     condition.unlock()
-                    if done { break }
-                    Thread.sleep(forTimeInterval: 0.1)
-                    continue
+                    failed = true
+                    break
                 }
             }
-            if done {
-                condition.lock()
+            condition.lock()
+            let finishedNow = done && (failed || pending.isEmpty)
+            if finishedNow {
                 finished = true
                 condition.broadcast()
-                condition.unlock()
-                break
             }
+            condition.unlock()
+            if finishedNow { break }
+            if failed { Thread.sleep(forTimeInterval: 0.1) }
         }
         writerDone.signal()
     }
@@ -231,6 +263,9 @@ final class RecordingFile {
     static func create(path: String, session: SessionInfo, previous: String?) throws(RecordingError) -> RecordingFile {
         do {
             let db = try SQLiteDatabase(path: path)
+            // 64 KiB pages (set before anything is written): rows of a few hundred bytes waste less per page
+            // (measured: 1.16× raw bytes with 4 KiB pages, 1.10× with 64 KiB) and commits write fewer pages.
+            try db.execute("PRAGMA page_size=65536")
             _ = try db.query("PRAGMA journal_mode=WAL")
             try db.execute("PRAGMA synchronous=NORMAL")
             try db.execute("BEGIN")
@@ -261,15 +296,19 @@ final class RecordingFile {
     }
 
     /// Commits a batch in one transaction.
-    func append(_ batch: [RecordedMessage]) throws(SQLiteError) {
+    func append(_ batch: ArraySlice<RecordedMessage>) throws(SQLiteError) {
         try database.execute("BEGIN")
         do {
             for m in batch {
                 if firstReceivedAt == .max { firstReceivedAt = m.receivedAt }
-                try insert.run([
-                    .integer(m.seq), .integer(sessionID), .integer(m.receivedAt), .integer(Int64(m.kind.rawValue)),
-                    m.trID.map { .text($0) } ?? .null, .text(m.body),
-                ])
+                defer { insert.reset() }
+                try insert.bind(m.seq, at: 1)
+                try insert.bind(sessionID, at: 2)
+                try insert.bind(m.receivedAt, at: 3)
+                try insert.bind(Int64(m.kind.rawValue), at: 4)
+                try insert.bind(text: m.trID, at: 5)
+                try insert.bind(text: m.body, at: 6)
+                while try insert.step() {}
             }
             try database.execute("COMMIT")
         } catch {

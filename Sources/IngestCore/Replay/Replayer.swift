@@ -117,7 +117,15 @@ public struct Replayer {
         }
         let symbols = options.symbols
 
-        try reader.forEach(to: options.to) { row in
+        // Flat out, reading runs on a thread of its own (`forEachPrefetched`); paced, one thread is plenty.
+        func rowsInOrder(_ body: (RecordedMessage) throws -> Void) throws {
+            if speed == nil {
+                try reader.forEachPrefetched(to: options.to, body)
+            } else {
+                try reader.forEach(to: options.to, body)
+            }
+        }
+        try rowsInOrder { row in
             rows += 1
             switch row.kind.direction {
             case .marker:

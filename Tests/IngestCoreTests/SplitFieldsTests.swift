@@ -1,0 +1,47 @@
+import Testing
+
+@testable import IngestCore
+
+/// `splitFields` scans eight bytes at a time; these compare it with a plain byte-by-byte split.
+@Suite struct SplitFieldsTests {
+    /// The reference: offsets of every field start, then one past the end (+1).
+    func reference(_ bytes: [UInt8]) -> [Int32] {
+        var out: [Int32] = [0]
+        for (i, b) in bytes.enumerated() where b == UInt8(ascii: "^") { out.append(Int32(i + 1)) }
+        out.append(Int32(bytes.count + 1))
+        return out
+    }
+
+    func split(_ bytes: [UInt8], startingWith capacity: Int) -> [Int32] {
+        var starts = [Int32](repeating: -7, count: capacity)
+        let n = bytes.withUnsafeBufferPointer { splitFields($0, into: &starts) }
+        return Array(starts.prefix(n))
+    }
+
+    @Test func matchesAByteByByteSplit() {
+        var rng = SplitMix64(seed: 42)
+        // Bytes near '^' (0x5E) in every bit pattern the word trick could confuse, UTF-8 lead bytes, NUL.
+        let alphabet: [UInt8] = [0x5E, 0x5E, 0x5E, 0x5F, 0x5D, 0xDE, 0x1E, 0x7E, 0x5C, 0x00, 0xFF, 0x80, 0x30, 0x39, 0xEC, 0x41]
+        for round in 0..<5_000 {
+            let length = Int(rng.next() % 300)
+            let dense = round % 3 == 0
+            let bytes = (0..<length).map { _ -> UInt8 in
+                dense ? alphabet[Int(rng.next() % UInt64(alphabet.count))] : UInt8(truncatingIfNeeded: rng.next())
+            }
+            let expected = reference(bytes)
+            #expect(split(bytes, startingWith: 0) == expected, "round \(round), \(length) bytes")
+            #expect(split(bytes, startingWith: 1024) == expected, "round \(round), \(length) bytes")
+        }
+    }
+
+    @Test func growsPastItsCapacityForEveryAlignment() {
+        // All separators: the most fields per byte, so every word needs eight slots.
+        for length in [0, 1, 7, 8, 9, 62, 63, 64, 65, 127, 128, 129, 1000] {
+            let bytes = [UInt8](repeating: UInt8(ascii: "^"), count: length)
+            #expect(split(bytes, startingWith: 0) == reference(bytes), "\(length) separators")
+        }
+        let field = Array("005930^093001^71900".utf8)
+        let long = Array((0..<500).map { _ in field }.joined(separator: [UInt8(ascii: "^")]))
+        #expect(split(long, startingWith: 64) == reference(long))
+    }
+}
