@@ -210,9 +210,10 @@ def bench_recorder(a):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def start_serve(a, path, extra):
+def start_serve(a, path, extra, core=None):
     port_file = os.path.join(a.out, f"serve-{uuid.uuid4().hex[:6]}.port")
-    p = subprocess.Popen([f"{a.bin}/ingest-replay", "serve", path, "--listen", "127.0.0.1:0", "--port-file", port_file] + extra,
+    cmd = [f"{a.bin}/ingest-replay", "serve", path, "--listen", "127.0.0.1:0", "--port-file", port_file] + extra
+    p = subprocess.Popen(taskset(cmd, core) if core else cmd,
                          stdout=subprocess.DEVNULL, stderr=open(port_file + ".log", "w"))
     for _ in range(600):
         if os.path.exists(port_file) and open(port_file).read().strip():
@@ -221,17 +222,23 @@ def start_serve(a, path, extra):
     raise SystemExit("serve did not start")
 
 
-def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=None, long_seconds=None, rate=None):
+def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=None, long_seconds=None, rate=None,
+             pinned=False):
+    """pinned: ingestd alone on core 1; serve, the broker and Redis on core 0 (an experiment: where the tail comes from)."""
     serve_args = ["--start-delay", "2s", "--pingpong-interval", "100s"] + (["--speed", str(speed)] if speed else []) \
         + (["--rate", str(rate)] if rate else [])
-    serve, port = start_serve(a, path, serve_args)
+    services = [int(x) for x in subprocess.run(["pgrep", "-f", "tansu broker|redis-server"], capture_output=True, text=True).stdout.split()] if pinned else []
+    for pid in services:
+        subprocess.run(["taskset", "-a", "-p", "-c", "0", str(pid)], capture_output=True)
+    serve, port = start_serve(a, path, serve_args, core="0" if pinned else None)
     env = dict(os.environ, KIS_API_KEY=f"PSbench{uuid.uuid4().hex[:8]}", KIS_API_SECRET="bench-secret",
                KIS_WEBSOCKET_URL=f"ws://127.0.0.1:{port}/tryitout", KIS_API_URL=f"http://127.0.0.1:{port}",
                KIS_SUBSCRIPTIONS=",".join(subs), KIS_SUBSCRIBE_INTERVAL="20ms", KAFKA_BROKERS=a.brokers,
                KAFKA_TOPIC_PREFIX=f"bench-live-{uuid.uuid4().hex[:6]}.", METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
                LOG_LEVEL="notice", REDIS_HOST="", **(extra_env or {}))
     log_path = os.path.join(a.out, f"ingestd-{metrics_port}.log")
-    d = subprocess.Popen([f"{a.bin}/ingestd"], env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+    d = subprocess.Popen(taskset([f"{a.bin}/ingestd"], "1") if pinned else [f"{a.bin}/ingestd"], env=env,
+                         stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     sampler = RSS(d.pid)
     sampler.start()
     status = {}
@@ -255,6 +262,8 @@ def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=No
     sampler.stop()
     serve.terminate()
     serve.wait(timeout=30)
+    for pid in services:
+        subprocess.run(["taskset", "-a", "-p", "-c", f"0-{os.cpu_count() - 1}", str(pid)], capture_output=True)
     elapsed = done_at - (first_sent_at or done_at)
     sent = status.get("frames_sent", 0)
     return {
@@ -292,6 +301,10 @@ def bench_live(a):
     r = live_run(a, path, subs, None, 9479, rate=20_000, extra_env={"KIS_PIPELINE_INLINE": "false"})
     log(f"  hand-over (KIS_PIPELINE_INLINE=false): {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
     RESULTS["live"]["hand_over"] = {k: r[k] for k in ("frames_per_s", "dropped", "p50_us", "p99_us", "p999_us")}
+    # And with ingestd on a core of its own (serve, broker and Redis on the other): how much of the tail is sharing.
+    r = live_run(a, path, subs, None, 9478, rate=20_000, pinned=True)
+    log(f"  ingestd pinned to core 1, the rest to core 0: {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
+    RESULTS["live"]["pinned"] = {k: r[k] for k in ("frames_per_s", "dropped", "p50_us", "p99_us", "p999_us")}
     log("  load: 41 registrations, constant rates, then unpaced")
     load = []
     for requested in (30_000, 40_000, 50_000, None):

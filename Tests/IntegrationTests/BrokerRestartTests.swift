@@ -190,10 +190,18 @@ func checkExactlyOnce(_ seen: [ConsumedRecord], expected: [ConsumedRecord], labe
         let consumer = try ContinuousConsumer(brokers: broker.brokers, topics: topics)
         let layout = try broker.partitions(topics)
         try await serve.fault("silence", seconds: 4)
-        // Quiet: nothing in flight, and the consumer has every trade and book the daemon published.
+        // Quiet: nothing in flight, and the consumer has every trade and book the daemon published, on two polls in a
+        // row with nothing published in between (one poll could fall between a produce and the next metrics snapshot).
+        var lastQuiet: Int?
         let quiet = try await waitUntil(4) {
-            guard let c = await producerCounters(metricsPort), let published = await publishedMarketMessages(metricsPort) else { return false }
-            return c.enqueued == c.delivered && consumer.count == published
+            guard let c = await producerCounters(metricsPort), let published = await publishedMarketMessages(metricsPort),
+                c.enqueued == c.delivered, consumer.count == published
+            else {
+                lastQuiet = nil
+                return false
+            }
+            defer { lastQuiet = published }
+            return lastQuiet == published
         }
         let countersAtQuiet = await producerCounters(metricsPort)
         try #require(quiet, "no quiet moment: \(String(describing: countersAtQuiet)) consumed \(consumer.count)")

@@ -49,11 +49,11 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
             loop: while true {
                 if polling, let producer { producer.poll() }
                 let wait: Duration = polling && (producer?.outstanding ?? 0) > 0 ? .milliseconds(1) : .milliseconds(100)
-                // When idle, claim the pipeline only to publish a snapshot nobody else will: with inline processing,
-                // the reader publishes every 256 messages, so the snapshot is due only once it has been quiet for a
-                // while. (Holding the claim makes the reader queue; taking it every millisecond would cost latency.)
+                // When idle, claim the pipeline only to publish a snapshot nobody else will: the processing side
+                // publishes at most a millisecond apart, so one is due here only when the last one is older and
+                // messages came after it. (Holding the claim makes the reader queue, so it is not taken needlessly.)
                 let snapshotDue = dirtyFlag.load(ordering: .relaxed)
-                    && DispatchTime.now().uptimeNanoseconds &- publishedAt.load(ordering: .relaxed) >= 50_000_000
+                    && DispatchTime.now().uptimeNanoseconds &- publishedAt.load(ordering: .relaxed) >= Self.snapshotInterval
                 switch buffer.claim(timeout: wait, idle: snapshotDue) {
                 case .item(let item):
                     processed(item)
@@ -83,10 +83,16 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
         if polling, let producer { producer.poll() }
     }
 
-    /// Processes one item as the consumer, and publishes a snapshot every 256 messages.
+    /// Snapshots (what `/metrics` and the counters the tests gate on read) are at most this old while messages flow.
+    static let snapshotInterval: UInt64 = 1_000_000
+
+    /// Processes one item as the consumer, and publishes a snapshot when the last one is a millisecond old (or 256
+    /// messages ago), so that the published counters never lag the producer's by more than that.
     private func processed(_ item: InboundItem) {
         process(item)
-        if pipeline.messageCount & 0xFF == 0 {
+        if pipeline.messageCount & 0xFF == 0
+            || DispatchTime.now().uptimeNanoseconds &- publishedAt.load(ordering: .relaxed) >= Self.snapshotInterval
+        {
             publish()
         } else if !dirtyFlag.load(ordering: .relaxed) {
             dirtyFlag.store(true, ordering: .relaxed)

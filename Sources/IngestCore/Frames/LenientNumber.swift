@@ -28,10 +28,35 @@ enum LenientNumber {
         return negative ? -value : value
     }
 
-    private static let powersOfTen: [Double] = (0...22).map { p in
-        var x = 1.0
-        for _ in 0..<p { x *= 10 }
-        return x
+    /// 10^p for 0 ≤ p ≤ 22 (all exact in a `Double`), `nil` above; a switch, so no lazy global is touched per call.
+    @inline(__always)
+    private static func powerOfTen(_ p: Int) -> Double? {
+        switch p {
+        case 0: 1e0
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        case 7: 1e7
+        case 8: 1e8
+        case 9: 1e9
+        case 10: 1e10
+        case 11: 1e11
+        case 12: 1e12
+        case 13: 1e13
+        case 14: 1e14
+        case 15: 1e15
+        case 16: 1e16
+        case 17: 1e17
+        case 18: 1e18
+        case 19: 1e19
+        case 20: 1e20
+        case 21: 1e21
+        case 22: 1e22
+        default: nil
+        }
     }
 
     /// Parses a decimal number (`-0.14`, `+1.91`, `72023.83`, `000071900`); `nil` for empty, `(null)`, `nan`,
@@ -72,8 +97,8 @@ enum LenientNumber {
         guard digits > 0 else { return nil }
         var value = Double(mantissa)
         if fractionDigits > 0 {
-            guard fractionDigits < powersOfTen.count else { return slowDouble(bytes) }
-            value /= powersOfTen[fractionDigits]
+            guard let scale = powerOfTen(fractionDigits) else { return slowDouble(bytes) }
+            value /= scale
         }
         return negative ? -value : value
     }

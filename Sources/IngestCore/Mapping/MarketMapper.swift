@@ -8,6 +8,40 @@ import SwiftProtobuf
 struct MarketMapper {
     var stats: PipelineStats
 
+    init(stats: PipelineStats) { self.stats = stats }
+
+    // One-entry caches for the hot path: consecutive records nearly always carry the same date, and at any real rate
+    // many carry the same second. Keyed by the field's raw bytes; `nil` until a field has parsed.
+    private var cachedDateBytes: UInt64?
+    private var cachedDay: Int64 = 0
+    private var cachedTimeBytes: UInt64?
+    private var cachedSecond: Int64 = 0
+
+    /// `KSTTime.day(yyyymmdd:)`, remembered for the last date seen.
+    @inline(__always)
+    private mutating func dayCached(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard bytes.count == 8, let base = bytes.baseAddress else { return nil }
+        let key = UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)
+        if key == cachedDateBytes { return cachedDay }
+        guard let day = KSTTime.day(yyyymmdd: bytes) else { return nil }
+        cachedDateBytes = key
+        cachedDay = day
+        return day
+    }
+
+    /// `KSTTime.secondOfDay(hhmmss:)`, remembered for the last time seen.
+    @inline(__always)
+    private mutating func secondCached(_ bytes: UnsafeBufferPointer<UInt8>) -> Int64? {
+        guard bytes.count == 6, let base = bytes.baseAddress else { return nil }
+        let raw = UnsafeRawPointer(base)
+        let key = UInt64(raw.loadUnaligned(as: UInt32.self)) | UInt64(raw.loadUnaligned(fromByteOffset: 4, as: UInt16.self)) << 32
+        if key == cachedTimeBytes { return cachedSecond }
+        guard let second = KSTTime.secondOfDay(hhmmss: bytes) else { return nil }
+        cachedTimeBytes = key
+        cachedSecond = second
+        return second
+    }
+
     // MARK: Field helpers
 
     private func fail(_ r: RecordView, _ index: Int, _ name: String, _ what: String) -> FrameError {
@@ -219,8 +253,8 @@ struct MarketMapper {
     private mutating func wireTrade(_ r: RecordView, _ f: TradeFields, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
         guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(f.price)),
-            let volume = LenientNumber.int64(r.bytes(f.volume)), let day = KSTTime.day(yyyymmdd: r.bytes(f.date)),
-            let second = KSTTime.secondOfDay(hhmmss: r.bytes(f.time))
+            let volume = LenientNumber.int64(r.bytes(f.volume)), let day = dayCached(r.bytes(f.date)),
+            let second = secondCached(r.bytes(f.time))
         else { return nil }
         let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
         let change = signed(optionalDouble(r, f.change, defaultKey: f.changeDefault), signCode: r.bytes(f.sign))
@@ -245,7 +279,7 @@ struct MarketMapper {
     /// H0STASP0 as `domesticBook`, into `w`; `kstDay` is the KST day of the frame's receive time.
     mutating func wireDomesticBook(_ r: RecordView, kstDay: Int64, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let second = KSTTime.secondOfDay(hhmmss: r.bytes(1)) else { return nil }
+        guard Self.asciiSymbol(symbol), let second = secondCached(r.bytes(1)) else { return nil }
         // Levels 1…10: asks #3–12 / #23–32, bids #13–22 / #33–42.
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: 20) { prices -> Int64? in
             withUnsafeTemporaryAllocation(of: Int64.self, capacity: 20) { quantities -> Int64? in
@@ -277,8 +311,7 @@ struct MarketMapper {
     /// HDFSASP0 as `overseasBook`, into `w`.
     mutating func wireOverseasBook(_ r: RecordView, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let day = KSTTime.day(yyyymmdd: r.bytes(5)),
-            let second = KSTTime.secondOfDay(hhmmss: r.bytes(6))
+        guard Self.asciiSymbol(symbol), let day = dayCached(r.bytes(5)), let second = secondCached(r.bytes(6))
         else { return nil }
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: 20) { prices -> Int64? in
             withUnsafeTemporaryAllocation(of: Int64.self, capacity: 20) { quantities -> Int64? in

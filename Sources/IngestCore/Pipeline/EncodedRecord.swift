@@ -106,16 +106,31 @@ struct WireWriter {
         }
         if v < 0 { byte(UInt8(ascii: "-")) }
         var magnitude = v.magnitude
-        // Digits are produced backwards into a 20-byte window, then moved into place.
+        // Digits are produced backwards, two at a time, into a 20-byte window, then moved into place.
+        let pairs = Self.digitPairs.utf8Start
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
             var i = 20
-            repeat {
+            while magnitude >= 100 {
+                let pair = Int(truncatingIfNeeded: magnitude % 100) &* 2
+                magnitude /= 100
+                i -= 2
+                digits[i] = pairs[pair]
+                digits[i + 1] = pairs[pair + 1]
+            }
+            if magnitude >= 10 {
+                let pair = Int(truncatingIfNeeded: magnitude) &* 2
+                i -= 2
+                digits[i] = pairs[pair]
+                digits[i + 1] = pairs[pair + 1]
+            } else {
                 i -= 1
-                digits[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
+                digits[i] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude)
+            }
             (base + count).update(from: digits.baseAddress! + i, count: 20 - i)
             count &+= 20 - i
         }
     }
+
+    /// "00" "01" … "99": a computed static string, so reading it costs no lazy-global check.
+    private static var digitPairs: StaticString { "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899" }
 }
