@@ -193,13 +193,39 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
         #expect(expected.count == 5_002)
         for (batch, depth) in [(1, 1), (7, 2), (512, 4), (10_000, 1)] {
             var seen: [RecordedMessage] = []
-            try reader.forEachPrefetched(batch: batch, depth: depth) { seen.append($0) }
+            try reader.forEachPrefetched(batch: batch, depth: depth) { seen.append($0.message) }
             #expect(seen == expected, "batch \(batch), depth \(depth)")
         }
         var windowed: [RecordedMessage] = []
-        try reader.forEachPrefetched(from: 2_000, to: 3_000, batch: 64) { windowed.append($0) }
+        try reader.forEachPrefetched(from: 2_000, to: 3_000, batch: 64) { windowed.append($0.message) }
         #expect(windowed == (try reader.all(from: 2_000, to: 3_000)))
         #expect(windowed.count == 1_000)
+    }
+
+    /// Bodies that are not plain ASCII: the borrowed bytes spell exactly what `forEach`'s `String` holds, and a body
+    /// that is not valid UTF-8 (a damaged or hand-edited file) is repaired the same way on every path.
+    @Test func nonASCIIAndInvalidUTF8BodiesReadAlikeOnEveryPath() throws {
+        let (dir, path) = try recording(rows: 300)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let db = try SQLiteDatabase(path: path)
+            try db.execute("UPDATE messages SET body = '{\"msg1\":\"정상처리 되었습니다.\"}' WHERE seq = 10")
+            try db.execute("UPDATE messages SET body = CAST(X'307C4830535443\(String(repeating: "4E", count: 9))FF7C' AS TEXT) WHERE seq = 20")
+            try db.execute("UPDATE messages SET body = CAST(X'C3' AS TEXT) WHERE seq = 30")
+        }
+        let reader = try RecordingReader(path: path)
+        let expected = try reader.all()
+        #expect(expected[9].body == "{\"msg1\":\"정상처리 되었습니다.\"}")
+        #expect(expected[19].body.hasSuffix("\u{FFFD}|"))
+        #expect(expected[29].body == "\u{FFFD}")
+        var direct: [RecordedMessage] = []
+        try reader.forEachRow { direct.append($0.message) }
+        #expect(direct == expected)
+        var rawBytes: [[UInt8]] = []
+        try reader.forEachPrefetched(batch: 7, depth: 2) { rawBytes.append(Array($0.body)) }
+        let wanted = expected.map { Array($0.body.utf8) }
+        let firstDifferent = zip(rawBytes, wanted).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+        #expect(rawBytes.count == wanted.count && firstDifferent == nil, "first row that differs: \(firstDifferent.map { "\($0 + 1)" } ?? "none")")
     }
 
     struct Enough: Error {}

@@ -22,7 +22,8 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
     private var pipeline: FramePipeline
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
-    private let statsLock = Mutex((PipelineStats(), LatencyHistogram()))
+    /// The last snapshot: the pipeline's counters unfolded (folding is the reader's work, off the hot path).
+    private let statsLock = Mutex((FramePipeline.Snapshot(), LatencyHistogram()))
     private var latency = LatencyHistogram()
     /// Processed since the last snapshot; written by the consumer, read by the engine thread to decide when to claim.
     private let dirtyFlag = Atomic<Bool>(false)
@@ -56,9 +57,9 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
                     && DispatchTime.now().uptimeNanoseconds &- publishedAt.load(ordering: .relaxed) >= Self.snapshotInterval
                 switch buffer.claim(timeout: wait, idle: snapshotDue) {
                 case .item(let item):
-                    processed(item)
-                    // Publish a snapshot for metrics whenever the buffer runs dry (and every 256 messages).
-                    if buffer.isEmpty { publish() }
+                    process(item)
+                    // A snapshot for metrics also whenever the buffer runs dry.
+                    publishIfDue(drained: buffer.isEmpty)
                     buffer.release()
                 case .idle:
                     publish()
@@ -79,18 +80,18 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
     public func acceptsInline() -> Bool { (producer?.outstanding ?? 0) < inlineOutstandingLimit }
 
     public func consumeInline(_ item: InboundItem) {
-        processed(item)
+        process(item)
+        publishIfDue(drained: false)
         if polling, let producer { producer.poll() }
     }
 
     /// Snapshots (what `/metrics` and the counters the tests gate on read) are at most this old while messages flow.
     static let snapshotInterval: UInt64 = 1_000_000
 
-    /// Processes one item as the consumer, and publishes a snapshot when the last one is a millisecond old (or 256
-    /// messages ago), so that the published counters never lag the producer's by more than that.
-    private func processed(_ item: InboundItem) {
-        process(item)
-        if pipeline.messageCount & 0xFF == 0
+    /// After an item, as the consumer: publishes a snapshot when the last one is a millisecond old, 256 messages ago,
+    /// or the buffer ran dry, so that the published counters never lag the producer's by more than that.
+    private func publishIfDue(drained: Bool) {
+        if drained || pipeline.messageCount & 0xFF == 0
             || DispatchTime.now().uptimeNanoseconds &- publishedAt.load(ordering: .relaxed) >= Self.snapshotInterval
         {
             publish()
@@ -136,7 +137,7 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
     }
 
     private func publish() {
-        statsLock.withLock { $0 = (pipeline.stats, latency) }
+        statsLock.withLock { $0 = (pipeline.snapshot, latency) }
         dirtyFlag.store(false, ordering: .relaxed)
         publishedAt.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
     }
@@ -144,7 +145,7 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
     /// Waits until the buffer is closed and drained.
     public func waitDrained() { done.wait() }
 
-    public var stats: PipelineStats { statsLock.withLock { $0.0 } }
+    public var stats: PipelineStats { statsLock.withLock { $0.0 }.stats }
     /// Socket reader → Kafka produce call enqueued, per frame that produced something.
     public var latencyHistogram: LatencyHistogram { statsLock.withLock { $0.1 } }
     public var kafkaSendFailures: Int { sendFailures.load(ordering: .relaxed) }

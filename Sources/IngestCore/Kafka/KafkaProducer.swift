@@ -85,10 +85,18 @@ public final class KafkaProducer: Sendable {
         rd_kafka_set_log_queue(rk, nil)
         var capacityText = [CChar](repeating: 0, count: 32)
         var capacitySize = capacityText.count
-        if rd_kafka_conf_get(rd_kafka_conf(rk), "queue.buffering.max.messages", &capacityText, &capacitySize) == RD_KAFKA_CONF_OK {
-            queueCapacity = capacityText.withUnsafeBufferPointer { Int(String(cString: $0.baseAddress!)) } ?? 100_000
+        let capacity: Int? =
+            rd_kafka_conf_get(rd_kafka_conf(rk), "queue.buffering.max.messages", &capacityText, &capacitySize)
+                == RD_KAFKA_CONF_OK
+            ? capacityText.withUnsafeBufferPointer { Int(String(cString: $0.baseAddress!)) } : nil
+        if let capacity {
+            queueCapacity = capacity
         } else {
+            // librdkafka's documented default; only the inline-processing threshold depends on it.
             queueCapacity = 100_000
+            logger.warning(
+                "could not read queue.buffering.max.messages back from librdkafka; assuming its default, 100000",
+                metadata: ["effect": "inline processing stops at 50000 outstanding messages"])
         }
         self.handle = RdKafkaHandle(pointer: rk, opaque: opaque)
         self.sink = sink

@@ -42,7 +42,7 @@ public struct FramePipeline: Sendable {
     private var perTR = [TrCounters](repeating: TrCounters(), count: TrLayout.all.count)
 
     /// Per-TR counters kept in an array indexed by `TrLayout.ordinal`: the hot path touches no dictionary.
-    struct TrCounters {
+    struct TrCounters: Sendable {
         var frames = 0
         var records = 0
         var published = 0
@@ -56,29 +56,57 @@ public struct FramePipeline: Sendable {
     public var messageCount: Int { counters.messages }
 
     /// Everything counted so far (folds the per-TR counters: read it now and then, not per message).
-    public var stats: PipelineStats {
-        var s = counters
-        for layout in TrLayout.all {
-            let c = perTR[layout.ordinal]
-            guard c.frames > 0 else { continue }
-            s.framesByTrID[layout.trID, default: 0] += c.frames
-            if c.records > 0 { s.recordsByTrID[layout.trID, default: 0] += c.records }
-            if c.extraFieldRecords > 0 { s.recordsWithExtraFields[layout.trID, default: 0] += c.extraFieldRecords }
-            var widths = c.otherWidths
-            if c.framesAtWidth > 0 { widths[c.width, default: 0] += c.framesAtWidth }
-            if !widths.isEmpty { s.widthsByTrID[layout.trID, default: [:]].merge(widths, uniquingKeysWith: +) }
-            if c.published > 0, let topic = topic(for: layout) { s.messagesByTopic[topic, default: 0] += c.published }
+    public var stats: PipelineStats { snapshot.stats }
+
+    /// The counters as they are, unfolded: cheap to take on the hot path (a few reference-count increments); fold
+    /// them with `stats` where they are read.
+    public var snapshot: Snapshot { Snapshot(counters: counters, perTR: perTR, topics: topics) }
+
+    /// Counters taken by `snapshot`, folded into a `PipelineStats` on demand.
+    public struct Snapshot: Sendable {
+        fileprivate var counters: PipelineStats
+        fileprivate var perTR: [TrCounters]
+        fileprivate var topics: TopicConfiguration
+
+        public init() {
+            counters = PipelineStats()
+            perTR = []
+            topics = TopicConfiguration()
         }
-        return s
+
+        fileprivate init(counters: PipelineStats, perTR: [TrCounters], topics: TopicConfiguration) {
+            self.counters = counters
+            self.perTR = perTR
+            self.topics = topics
+        }
+
+        public var stats: PipelineStats {
+            var s = counters
+            for layout in TrLayout.all where layout.ordinal < perTR.count {
+                let c = perTR[layout.ordinal]
+                guard c.frames > 0 else { continue }
+                s.framesByTrID[layout.trID, default: 0] += c.frames
+                if c.records > 0 { s.recordsByTrID[layout.trID, default: 0] += c.records }
+                if c.extraFieldRecords > 0 { s.recordsWithExtraFields[layout.trID, default: 0] += c.extraFieldRecords }
+                var widths = c.otherWidths
+                if c.framesAtWidth > 0 { widths[c.width, default: 0] += c.framesAtWidth }
+                if !widths.isEmpty { s.widthsByTrID[layout.trID, default: [:]].merge(widths, uniquingKeysWith: +) }
+                if c.published > 0, let topic = FramePipeline.topic(for: layout, topics) {
+                    s.messagesByTopic[topic, default: 0] += c.published
+                }
+            }
+            return s
+        }
     }
 
-    private func topic(for layout: TrLayout) -> String? {
+    private static func topic(for layout: TrLayout, _ topics: TopicConfiguration) -> String? {
         switch layout.mapping {
         case .domesticTrade, .overseasTrade: topics.resolvedTick
         case .domesticBook, .overseasBook: topics.resolvedOrderBook
         case .executionNotice: topics.resolvedNotice
         }
     }
+
     private var keys: [String: AESKey] = [:]
     private var starts: [Int32] = []
 
@@ -116,14 +144,40 @@ public struct FramePipeline: Sendable {
         try process(message, receivedAt: receivedAt, fast: true, encoded: encoded, emit: other)
     }
 
+    /// The hot path for bytes already in memory (a recording read flat out): as `process(_:receivedAt:encoded:other:)`
+    /// for the `String` these bytes spell, which must be valid UTF-8 (`RecordingReader` guarantees it).
+    public mutating func process(
+        bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, encoded: (EncodedRecord) throws -> Void,
+        other: (PipelineOutput) throws -> Void
+    ) rethrows {
+        try process(bytes: bytes, receivedAt: receivedAt, fast: true, encoded: encoded, emit: other)
+    }
+
+    /// `process(_:receivedAt:emit:)` for bytes already in memory (valid UTF-8).
+    public mutating func process(
+        bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, emit: (PipelineOutput) throws -> Void
+    ) rethrows {
+        try process(bytes: bytes, receivedAt: receivedAt, fast: false, encoded: { _ in }, emit: emit)
+    }
+
     private mutating func process(
         _ message: String, receivedAt: Int64, fast: Bool, encoded: (EncodedRecord) throws -> Void,
         emit: (PipelineOutput) throws -> Void
     ) rethrows {
-        counters.messages += 1
         var text = message
+        try text.withUTF8 { bytes in
+            try process(bytes: bytes, receivedAt: receivedAt, fast: fast, encoded: encoded, emit: emit)
+        }
+    }
+
+    private mutating func process(
+        bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, fast: Bool, encoded: (EncodedRecord) throws -> Void,
+        emit: (PipelineOutput) throws -> Void
+    ) rethrows {
+        counters.messages += 1
         var trID: String?
-        let result: FrameError? = try text.withUTF8 { bytes -> FrameError? in
+        // `FrameError`s become dead letters; errors of `encoded` and `emit` pass through.
+        let result: FrameError? = try rethrowing { () -> FrameError? in
             do {
                 try processBytes(bytes, receivedAt: receivedAt, trID: &trID, fast: fast, encoded: encoded, emit: emit)
                 return nil
@@ -132,7 +186,8 @@ public struct FramePipeline: Sendable {
             }
         }
         if let error = result {
-            try deadLetter(error, raw: message, trID: trID, receivedAt: receivedAt, emit: emit)
+            try deadLetter(
+                error, raw: String(decoding: bytes, as: UTF8.self), trID: trID, receivedAt: receivedAt, emit: emit)
         }
     }
 
@@ -361,3 +416,7 @@ public struct FramePipeline: Sendable {
         counters.keysLearned += 1
     }
 }
+
+/// Runs `body`: lets a `rethrows` function sort the errors of a call that mixes its own and its closures' errors.
+@inline(__always)
+private func rethrowing<R>(_ body: () throws -> R) rethrows -> R { try body() }

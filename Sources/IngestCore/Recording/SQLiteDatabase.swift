@@ -148,6 +148,20 @@ public final class SQLiteStatement {
         (0..<sqlite3_column_count(statement)).map { column($0) }
     }
 
+    /// Column `i` of the current row as an integer, or `nil` when it holds anything else (hot paths: no enum).
+    public func integer(_ i: Int32) -> Int64? {
+        sqlite3_column_type(statement, i) == SQLITE_INTEGER ? sqlite3_column_int64(statement, i) : nil
+    }
+
+    /// Calls `body` with the bytes of text column `i` (valid only during the call; not checked for UTF-8); `nil`
+    /// when the column is not text.
+    public func withText<R>(_ i: Int32, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+        guard sqlite3_column_type(statement, i) == SQLITE_TEXT else { return nil }
+        let p = sqlite3_column_text(statement, i)
+        let n = Int(sqlite3_column_bytes(statement, i))
+        return try body(UnsafeBufferPointer(start: p, count: p == nil ? 0 : n))
+    }
+
     public func column(_ i: Int32) -> SQLiteValue {
         switch sqlite3_column_type(statement, i) {
         case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, i))

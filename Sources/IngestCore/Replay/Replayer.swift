@@ -118,11 +118,11 @@ public struct Replayer {
         let symbols = options.symbols
 
         // Flat out, reading runs on a thread of its own (`forEachPrefetched`); paced, one thread is plenty.
-        func rowsInOrder(_ body: (RecordedMessage) throws -> Void) throws {
+        func rowsInOrder(_ body: (RecordedRowView) throws -> Void) throws {
             if speed == nil {
                 try reader.forEachPrefetched(to: options.to, body)
             } else {
-                try reader.forEach(to: options.to, body)
+                try reader.forEachRow(to: options.to, body)
             }
         }
         try rowsInOrder { row in
@@ -142,7 +142,7 @@ public struct Replayer {
             let isFrame = row.kind == .data || row.kind == .encrypted
             if row.receivedAt < windowStart {
                 // Before the window only the acks matter: they carry the keys for encrypted frames in the window.
-                if row.kind == .control { pipeline.process(row.body, receivedAt: row.receivedAt) { _ in } }
+                if row.kind == .control { pipeline.process(bytes: row.body, receivedAt: row.receivedAt) { _ in } }
                 summary.rowsSkipped += 1
                 return
             }
@@ -183,7 +183,7 @@ public struct Replayer {
             }
             if fast {
                 try pipeline.process(
-                    row.body, receivedAt: row.receivedAt,
+                    bytes: row.body, receivedAt: row.receivedAt,
                     encoded: { record in
                         if let symbols, !symbols.contains(record.symbol) {
                             summary.messagesFilteredOut += 1
@@ -193,7 +193,7 @@ public struct Replayer {
                         try encoded(record)
                     }, other: general)
             } else {
-                try pipeline.process(row.body, receivedAt: row.receivedAt, emit: general)
+                try pipeline.process(bytes: row.body, receivedAt: row.receivedAt, emit: general)
             }
             if let progress, rows & 0xFF == 0 {
                 let now = ContinuousClock.now
