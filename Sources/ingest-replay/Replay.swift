@@ -59,6 +59,10 @@ struct Replay: ParsableCommand {
         ProgramSupport.bootstrapLogging()
         ProgramSupport.requireSupportedLibrdkafka()
         let environment = ProcessInfo.processInfo.environment
+        // Memory: replay flat out allocates on four threads (reader, pipeline, librdkafka's broker and main threads),
+        // and glibc's default of one arena per thread keeps each one's freed memory. Two arenas measured 58–62 MB peak
+        // RSS against 63–65 MB, at the same speed. MALLOC_ARENA_MAX, when set, wins.
+        ProgramSupport.limitMallocArenas(to: 2, environment: environment)
         func time(_ name: String, _ text: String?) throws -> Int64? {
             guard let text else { return nil }
             guard let ns = TimeParsing.nanoseconds(text) else {
