@@ -4,6 +4,30 @@ import Testing
 @testable import IngestCore
 
 @Suite struct MalformedFrameTests {
+    /// Counters keyed by what the server sends stay bounded: a feed of ever-new tr_ids and control codes cannot grow
+    /// memory or the metrics' label sets, and nothing goes uncounted (or un-dead-lettered).
+    @Test func countersKeyedByTheFeedStayBounded() {
+        var pipeline = FramePipeline()
+        let n = 1_000
+        var deadLetters = 0
+        for i in 0..<n {
+            for output in pipeline.process("0|ZZ\(i)X|001|a^b", receivedAt: 1) {
+                if case .deadLetter(let d) = output, d.reason == .unmappedTrID { deadLetters += 1 }
+            }
+            _ = pipeline.process(
+                "{\"header\":{\"tr_id\":\"H0STCNT0\"},\"body\":{\"rt_cd\":\"1\",\"msg_cd\":\"X\(i)\",\"msg1\":\"x\"}}",
+                receivedAt: 1)
+        }
+        let stats = pipeline.stats
+        #expect(deadLetters == n)
+        for counter in [stats.framesByTrID, stats.controlByCode] {
+            #expect(counter.count == PipelineStats.keyLimit + 1)
+            #expect(counter.values.reduce(0, +) == n)
+            #expect(counter[PipelineStats.otherKey] == n - PipelineStats.keyLimit)
+        }
+        #expect(stats.framesByTrID["ZZ0X"] == 1)
+    }
+
     static let official = "005930^093354^71900^5^-100^-0.14^72023.83^72100^72400^71700^71900^71800^1^3052507^219853241700^5105^6937^1832^84.90^1366314^1159996^1^0.39^20.28^090020^5^-200^090820^5^-500^092619^2^200^20230612^20^N^65945^216924^1118750^2199206^0.05^2424142^125.92^0^^72100"
 
     static func replacing(_ index: Int, with value: String, in payload: String = official) -> String {

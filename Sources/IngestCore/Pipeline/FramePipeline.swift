@@ -215,7 +215,7 @@ public struct FramePipeline: Sendable {
             let control = try ControlMessage.parse(bytes)
             trIDOut = control.trID
             try learn(control)
-            counters.controlByCode[control.code, default: 0] += 1
+            counters.controlByCode.increment(bounded: control.code)
             try emit(.control(control))
             return
         }
@@ -254,7 +254,7 @@ public struct FramePipeline: Sendable {
         if let known {
             perTR[known.ordinal].frames += 1
         } else {
-            counters.framesByTrID[trID, default: 0] += 1
+            counters.framesByTrID.increment(bounded: trID)
         }
         let countBytes = UnsafeBufferPointer(rebasing: bytes[(bar1 + 1)..<bar2])
         guard countBytes.count <= 6, countBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),

@@ -49,3 +49,26 @@ public struct PipelineStats: Sendable, Equatable {
     /// Total dead letters.
     public var deadLetters: Int { deadLettersByReason.values.reduce(0, +) }
 }
+
+extension PipelineStats {
+    /// Distinct keys a counter keyed by what the server sends (unknown tr_ids, control codes) keeps; further keys are
+    /// counted under `otherKey`. A broken or hostile feed then cannot grow memory or the metrics' label sets without
+    /// bound.
+    public static let keyLimit = 64
+    /// The key that collects everything past `keyLimit` distinct keys.
+    public static let otherKey = "_other"
+}
+
+extension Dictionary where Key == String, Value == Int {
+    /// Adds one under `key`, or under `PipelineStats.otherKey` once `limit` other keys exist.
+    @inline(__always)
+    mutating func increment(bounded key: String, limit: Int = PipelineStats.keyLimit) {
+        if let index = self.index(forKey: key) {
+            values[index] += 1
+        } else if count < limit {
+            self[key] = 1
+        } else {
+            self[PipelineStats.otherKey, default: 0] += 1
+        }
+    }
+}

@@ -316,7 +316,7 @@ public final class KISSession: @unchecked Sendable {
 
     private func handle(_ c: ControlMessage, connection: WebSocketConnection?) {
         let code = c.code
-        state.withLock { $0.counters.controlByCode[code, default: 0] += 1 }
+        state.withLock { $0.counters.controlByCode.increment(bounded: code) }
         let pair = Subscription(trID: c.trID ?? "", trKey: c.trKey ?? "")
         switch code {
         case "OPSP0000", "OPSP0002":
