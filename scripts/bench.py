@@ -176,7 +176,9 @@ def synth(path, symbols, tps, bps, minutes, a):
 
 def frames_in(path):
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    n, first, last = db.execute("SELECT count(*), min(recv_ns), max(recv_ns) FROM messages WHERE kind IN (1,2)").fetchone()
+    # Format 2 keeps messages in blocks, read through the message_rows view; format 1 only has the messages table.
+    rows = "message_rows" if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'message_rows'").fetchone() else "messages"
+    n, first, last = db.execute(f"SELECT count(*), min(recv_ns), max(recv_ns) FROM {rows} WHERE kind IN (1,2)").fetchone()
     subs = json.loads(db.execute("SELECT subscriptions FROM sessions ORDER BY id LIMIT 1").fetchone()[0])
     return n, first, last, subs
 

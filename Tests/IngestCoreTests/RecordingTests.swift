@@ -56,7 +56,7 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
         #expect(s.appKeyFingerprint?.contains("PSabcdef") == false)
         #expect(try reader.integrityProblems().isEmpty)
         let db = try SQLiteDatabase(path: path, readOnly: true)
-        #expect(try db.query("PRAGMA user_version") == [[.integer(1)]])
+        #expect(try db.query("PRAGMA user_version") == [[.integer(2)]])
         #expect(try db.query("PRAGMA journal_mode") == [[.text("wal")]])
         #expect(try db.query("SELECT direction, kind FROM messages_readable WHERE seq = 3") == [[.text("out"), .text("subscribe")]])
         // Nothing in the whole file contains the secret.
@@ -146,7 +146,7 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
             Issue.record("read a version-99 file")
         } catch {
             #expect(error.message.contains("version 99"))
-            #expect(error.message.contains("reads up to version 1"))
+            #expect(error.message.contains("reads up to version 2"))
         }
         #expect(throws: RecordingError.self) { try RecordingReader(path: dir.appendingPathComponent("missing.sqlite").path) }
     }
@@ -209,9 +209,9 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
             let db = try SQLiteDatabase(path: path)
-            try db.execute("UPDATE messages SET body = '{\"msg1\":\"정상처리 되었습니다.\"}' WHERE seq = 10")
-            try db.execute("UPDATE messages SET body = CAST(X'307C4830535443\(String(repeating: "4E", count: 9))FF7C' AS TEXT) WHERE seq = 20")
-            try db.execute("UPDATE messages SET body = CAST(X'C3' AS TEXT) WHERE seq = 30")
+            try editMessage(db, seq: 10, field: .body, to: "'{\"msg1\":\"정상처리 되었습니다.\"}'")
+            try editMessage(db, seq: 20, field: .body, to: "CAST(X'307C4830535443\(String(repeating: "4E", count: 9))FF7C' AS TEXT)")
+            try editMessage(db, seq: 30, field: .body, to: "CAST(X'C3' AS TEXT)")
         }
         let reader = try RecordingReader(path: path)
         let expected = try reader.all()
@@ -249,7 +249,7 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
         defer { try? FileManager.default.removeItem(at: dir) }
         do {
             let db = try SQLiteDatabase(path: path)
-            try db.execute("UPDATE messages SET kind = 99 WHERE seq = 601")
+            try editMessage(db, seq: 601, field: .kind, to: "99")
         }
         let reader = try RecordingReader(path: path)
         var seen: [Int64] = []

@@ -1,7 +1,7 @@
 /// What a row of a recording is: inbound, outbound or a marker, and which kind.
 ///
-/// The numeric codes are stored in `messages.kind` and described in the `kinds` table of every recording; they never
-/// change meaning (new kinds get new codes).
+/// The numeric codes are stored with every message (in `message_blocks.frames`; format 1: `messages.kind`) and
+/// described in the `kinds` table of every recording; they never change meaning (new kinds get new codes).
 public enum RecordedKind: Int, Sendable, CaseIterable, Hashable {
     // Inbound (server → client), verbatim.
     case data = 1

@@ -164,37 +164,90 @@ public final class RecordingReader {
     private struct Stopped: Error {}
 
     /// The one reading loop: every row in sequence order across the chain, its body borrowed from SQLite for the call
-    /// and always valid UTF-8 (a body that is not is repaired exactly as `String(decoding:as:)` repairs it).
+    /// and always valid UTF-8 (a body that is not is repaired exactly as `String(decoding:as:)` repairs it). A file
+    /// holds rows of `messages` (format 1) or blocks of `message_blocks` (format 2); both are read, rows first.
     private static func readRows(
         paths: [String], from: Int64?, to: Int64?, _ body: (RecordedRowView) throws -> Void
     ) throws {
+        let from = from ?? .min
+        let to = to ?? .max
+        var scratch: [UInt8] = []
         for path in paths {
             let db = try Self.open(path)
             let statement = try db.prepare(
                 "SELECT seq, session_id, recv_ns, kind, tr_id, body FROM messages WHERE recv_ns >= ? AND recv_ns < ? ORDER BY seq")
-            try statement.bind(from ?? .min, at: 1)
-            try statement.bind(to ?? .max, at: 2)
+            try statement.bind(from, at: 1)
+            try statement.bind(to, at: 2)
             while try statement.step() {
                 guard let seq = statement.integer(0), let session = statement.integer(1),
                     let ns = statement.integer(2), let kindCode = statement.integer(3)
                 else { throw RecordingError("\(path): a row has an unexpected type") }
-                guard let kind = RecordedKind(rawValue: Int(kindCode)) else {
-                    throw RecordingError("\(path): row \(seq) has unknown kind \(kindCode)")
-                }
                 let trID = statement.withText(4) { String(decoding: $0, as: UTF8.self) }
                 let read: Void? = try statement.withText(5) { bytes in
-                    if isASCII(bytes) {
-                        try body(RecordedRowView(seq: seq, sessionID: session, receivedAt: ns, kind: kind, trID: trID, body: bytes))
-                    } else {
-                        var text = String(decoding: bytes, as: UTF8.self)
-                        try text.withUTF8 {
-                            try body(RecordedRowView(seq: seq, sessionID: session, receivedAt: ns, kind: kind, trID: trID, body: $0))
-                        }
-                    }
+                    try deliver(path, seq, session, ns, kindCode, trID, bytes, body)
                 }
                 guard read != nil else { throw RecordingError("\(path): row \(seq) has no body") }
             }
+            guard try hasBlocks(db) else { continue }
+            // The metadata by statement; each block's text by incremental I/O into one reused buffer.
+            let blocks = try db.prepare(
+                "SELECT first_seq, last_seq, session_id, min_ns, typeof(frames) FROM message_blocks WHERE max_ns >= ? AND min_ns < ? ORDER BY first_seq")
+            try blocks.bind(from, at: 1)
+            try blocks.bind(to, at: 2)
+            let frames = SQLiteValueReader(database: db, table: "message_blocks", column: "frames")
+            var text: [UInt8] = []
+            while try blocks.step() {
+                guard let firstSeq = blocks.integer(0), let lastSeq = blocks.integer(1), let session = blocks.integer(2),
+                    let minNs = blocks.integer(3)
+                else { throw RecordingError("\(path): a block has an unexpected type") }
+                let place = "\(path): the block of seq \(firstSeq)–\(lastSeq)"
+                guard blocks.withText(4, { $0.elementsEqual("text".utf8) }) == true else {
+                    throw RecordingError("\(place) has no frames text")
+                }
+                let length = try frames.read(rowID: firstSeq, into: &text)
+                let count: Int
+                do {
+                    count = try text.withUnsafeBufferPointer { all in
+                        try MessageBlock.decode(UnsafeBufferPointer(rebasing: all[..<length]), scratch: &scratch) { frame in
+                            let ns = minNs &+ frame.offsetNs
+                            guard ns >= from && ns < to else { return }
+                            let trID = frame.trID.map { String(decoding: $0, as: UTF8.self) }
+                            try deliver(path, firstSeq &+ Int64(frame.index), session, ns, frame.kind, trID, frame.body, body)
+                        }
+                    }
+                } catch let malformed as MessageBlock.Malformed {
+                    throw RecordingError(
+                        "\(place) is damaged: its frames JSON has no \(malformed.expected) at byte \(malformed.offset); restore the file from a copy, or read the other blocks with sqlite3")
+                }
+                guard Int64(count) == lastSeq &- firstSeq &+ 1 else {
+                    throw RecordingError("\(place) holds \(count) messages instead of \(lastSeq &- firstSeq &+ 1): the file was damaged or edited")
+                }
+            }
         }
+    }
+
+    /// Hands one row to `body`, its kind checked and its body repaired when it is not valid UTF-8.
+    @inline(__always)
+    private static func deliver(
+        _ path: String, _ seq: Int64, _ session: Int64, _ ns: Int64, _ kindCode: Int64, _ trID: String?,
+        _ bytes: UnsafeBufferPointer<UInt8>, _ body: (RecordedRowView) throws -> Void
+    ) throws {
+        guard let kind = RecordedKind(rawValue: Int(truncatingIfNeeded: kindCode)) else {
+            throw RecordingError("\(path): row \(seq) has unknown kind \(kindCode)")
+        }
+        if isASCII(bytes) {
+            try body(RecordedRowView(seq: seq, sessionID: session, receivedAt: ns, kind: kind, trID: trID, body: bytes))
+        } else {
+            var text = String(decoding: bytes, as: UTF8.self)
+            try text.withUTF8 {
+                try body(RecordedRowView(seq: seq, sessionID: session, receivedAt: ns, kind: kind, trID: trID, body: $0))
+            }
+        }
+    }
+
+    /// `true` when the file has format 2's `message_blocks` table.
+    private static func hasBlocks(_ db: SQLiteDatabase) throws -> Bool {
+        try !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'message_blocks'").isEmpty
     }
 
     /// All rows (for tests and small recordings).
@@ -211,10 +264,16 @@ public final class RecordingReader {
         var last: Int64?
         for path in paths {
             let db = try Self.open(path)
-            let r = try db.query("SELECT count(*), min(recv_ns), max(recv_ns) FROM messages")[0]
-            if case .integer(let n) = r[0] { rows += n }
-            if case .integer(let a) = r[1] { first = min(first ?? a, a) }
-            if case .integer(let b) = r[2] { last = max(last ?? b, b) }
+            var queries = ["SELECT count(*), min(recv_ns), max(recv_ns) FROM messages"]
+            if try Self.hasBlocks(db) {
+                queries.append("SELECT sum(last_seq - first_seq + 1), min(min_ns), max(max_ns) FROM message_blocks")
+            }
+            for query in queries {
+                let r = try db.query(query)[0]
+                if case .integer(let n) = r[0] { rows += n }
+                if case .integer(let a) = r[1] { first = min(first ?? a, a) }
+                if case .integer(let b) = r[2] { last = max(last ?? b, b) }
+            }
         }
         return (rows, first, last)
     }

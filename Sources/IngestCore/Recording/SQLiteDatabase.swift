@@ -16,6 +16,47 @@ public enum SQLiteValue: Sendable, Equatable {
     case null
 }
 
+/// Reads large TEXT or BLOB values of one column into a buffer the caller reuses, with SQLite's incremental I/O.
+/// `sqlite3_column_text` would allocate a copy of every large value instead; with values of a few hundred KB that
+/// churn raised glibc's mmap threshold and left a replay 30 MB bigger (measured: 75 MB against 40 MB peak RSS).
+public final class SQLiteValueReader {
+    private let database: SQLiteDatabase
+    private let table: String
+    private let column: String
+    private var blob: OpaquePointer?
+
+    public init(database: SQLiteDatabase, table: String, column: String) {
+        self.database = database
+        self.table = table
+        self.column = column
+    }
+
+    deinit { if let blob { sqlite3_blob_close(blob) } }
+
+    /// Reads the value of the row `rowID` into the front of `buffer` (grown when too small, never shrunk); returns
+    /// its length in bytes.
+    public func read(rowID: Int64, into buffer: inout [UInt8]) throws(SQLiteError) -> Int {
+        var rc: Int32
+        if let blob {
+            rc = sqlite3_blob_reopen(blob, rowID)
+            if rc != SQLITE_OK {
+                sqlite3_blob_close(blob)
+                self.blob = nil
+            }
+        } else {
+            rc = sqlite3_blob_open(database.db, "main", table, column, rowID, 0, &blob)
+        }
+        guard rc == SQLITE_OK, let blob else {
+            throw database.error(rc, "reading \(table).\(column) of row \(rowID)")
+        }
+        let count = Int(sqlite3_blob_bytes(blob))
+        if buffer.count < count { buffer.append(contentsOf: repeatElement(0, count: count - buffer.count)) }
+        rc = buffer.withUnsafeMutableBytes { sqlite3_blob_read(blob, $0.baseAddress, Int32(count), 0) }
+        guard rc == SQLITE_OK else { throw database.error(rc, "reading \(table).\(column) of row \(rowID)") }
+        return count
+    }
+}
+
 /// One SQLite database connection (sqlite3). Not thread-safe: one owner at a time, off the cooperative pool.
 public final class SQLiteDatabase {
     fileprivate let db: OpaquePointer
@@ -116,6 +157,17 @@ public final class SQLiteStatement {
             rc = text.withUTF8 { sqlite3_bind_text(statement, index, $0.baseAddress, Int32($0.count), csqlite3_transient()) }
         } else {
             rc = sqlite3_bind_null(statement, index)
+        }
+        guard rc == SQLITE_OK else { throw database.error(rc, "binding parameter \(index)") }
+    }
+
+    /// Binds text without copying it: `bytes` must stay valid until the statement has been stepped and reset.
+    public func bind(borrowedText bytes: UnsafeBufferPointer<UInt8>, at index: Int32) throws(SQLiteError) {
+        // A nil destructor is SQLITE_STATIC: SQLite reads the caller's bytes in place.
+        let rc = bytes.withMemoryRebound(to: CChar.self) { chars in
+            chars.isEmpty
+                ? sqlite3_bind_text(statement, index, "", 0, csqlite3_transient())
+                : sqlite3_bind_text(statement, index, chars.baseAddress, Int32(chars.count), nil)
         }
         guard rc == SQLITE_OK else { throw database.error(rc, "binding parameter \(index)") }
     }
