@@ -4,7 +4,7 @@
 /// `[recv_ns - min_ns, kind, tr_id or null, body]`. One row per batch instead of one per message is what lets the
 /// recorder keep up with a million frames a second (SQLite's per-row cost was 2.2 µs); JSON keeps the file readable
 /// with `sqlite3` alone, through the `message_rows` and `messages_readable` views.
-enum MessageBlock {
+package enum MessageBlock {
     /// At most this many messages per block (a huge `--batch-size` is split, so a row never nears SQLite's 1 GB limit).
     /// (Readers hold one block's text at a time: bigger blocks only add memory. The recorder's default batch is
     /// 1 000.)
@@ -14,7 +14,7 @@ enum MessageBlock {
 
     /// Appends the JSON array of the longest prefix of `batch` that fits one block (sequence numbers contiguous, at
     /// most `maxMessages`, about `maxBytes`) to `out`; returns how many messages it took and their time range.
-    static func encode(
+    package static func encode(
         _ batch: ArraySlice<RecordedMessage>, into out: inout [UInt8]
     ) -> (count: Int, minNs: Int64, maxNs: Int64) {
         guard let first = batch.first else { return (0, 0, 0) }
@@ -128,18 +128,18 @@ enum MessageBlock {
     }
 
     /// One message of a block, its strings borrowed for the call.
-    struct Frame {
-        let index: Int
-        let offsetNs: Int64
-        let kind: Int64
-        let trID: UnsafeBufferPointer<UInt8>?
-        let body: UnsafeBufferPointer<UInt8>
+    package struct Frame {
+        package let index: Int
+        package let offsetNs: Int64
+        package let kind: Int64
+        package let trID: UnsafeBufferPointer<UInt8>?
+        package let body: UnsafeBufferPointer<UInt8>
     }
 
     /// Why a block's JSON could not be read: what was expected, and at which byte.
-    struct Malformed: Error, Equatable {
-        let offset: Int
-        let expected: String
+    package struct Malformed: Error, Equatable {
+        package let offset: Int
+        package let expected: String
     }
 
     /// Calls `frame` for each message of a block's JSON, in order. Strings without escapes are borrowed from `text`;
@@ -147,7 +147,7 @@ enum MessageBlock {
     /// is every escape JSON has (`\uXXXX` and surrogate pairs included; a lone surrogate becomes U+FFFD, as SQLite
     /// reads it). Returns the number of messages.
     @discardableResult
-    static func decode(
+    package static func decode(
         _ text: UnsafeBufferPointer<UInt8>, scratch: inout [UInt8], _ frame: (Frame) throws -> Void
     ) throws -> Int {
         var p = Parser(bytes: text)

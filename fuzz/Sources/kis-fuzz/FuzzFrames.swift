@@ -8,7 +8,9 @@ import FrameCore
 ///   reason and a detail (nothing is silently dropped);
 /// - every market message encodes to a Kafka record with a key and a Protobuf value that decodes back;
 /// - the control-message parser and the AES decryptor either succeed or throw a `FrameError` with a reason;
-/// - the hot path (wire mapping) gives byte-for-byte the Kafka messages and the counters of the general path.
+/// - the hot path (wire mapping) gives byte-for-byte the Kafka messages and the counters of the general path;
+/// - read as a recording block (format 2), the input decodes or is refused with `MessageBlock.Malformed`, and as a
+///   message body (and tr_id) it survives a block's encoding and decoding byte for byte.
 nonisolated(unsafe) var pipeline = FuzzState.freshPipeline()
 nonisolated(unsafe) var fastPipeline = FuzzState.freshPipeline()
 nonisolated(unsafe) var inputs = 0
@@ -58,9 +60,44 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         other: { if let record = KafkaRecord($0) { fast.append(record) } })
     if fast != general { fatalError("hot path differs from the general path: \(fast) vs \(general)") }
     if inputs % 256 == 0 && fastPipeline.stats != pipeline.stats { fatalError("hot path counters differ") }
+    checkBlocks(UnsafeBufferPointer(start: data, count: size), text)
     do { _ = try ControlMessage.parse(text) } catch { if error.reason.name.isEmpty { fatalError("control error without reason") } }
     do { _ = try FuzzState.key.decrypt(base64: text) } catch { if error.reason.name.isEmpty { fatalError("decrypt error without reason") } }
     return 0
+}
+
+func checkBlocks(_ raw: UnsafeBufferPointer<UInt8>, _ text: String) {
+    var scratch: [UInt8] = []
+    do {
+        try MessageBlock.decode(raw, scratch: &scratch) { frame in
+            if frame.body.count > raw.count * 4 + 16 { fatalError("a decoded body longer than its block") }
+        }
+    } catch is MessageBlock.Malformed {
+    } catch {
+        fatalError("block decoding threw something else: \(error)")
+    }
+    let trID: String? = text.utf8.count % 3 == 0 ? nil : String(text.prefix(16))
+    let messages = [
+        RecordedMessage(seq: 7, receivedAt: 1_000 + Int64(text.utf8.count), kind: .data, trID: trID, body: text),
+        RecordedMessage(seq: 8, receivedAt: 999, kind: .control, trID: "H0STCNT0", body: String(text.reversed())),
+    ]
+    var block: [UInt8] = []
+    let (count, minNs, maxNs) = MessageBlock.encode(messages[...], into: &block)
+    if count != 2 || minNs != 999 || maxNs != 1_000 + Int64(text.utf8.count) { fatalError("block range wrong") }
+    var decoded: [(Int64, Int64, String?, String)] = []
+    do {
+        try block.withUnsafeBufferPointer { bytes in
+            try MessageBlock.decode(bytes, scratch: &scratch) { f in
+                decoded.append((f.offsetNs + minNs, f.kind, f.trID.map { String(decoding: $0, as: UTF8.self) },
+                                String(decoding: f.body, as: UTF8.self)))
+            }
+        }
+    } catch {
+        fatalError("a block we wrote does not decode: \(error)")
+    }
+    let expected = messages.map { (Int64($0.receivedAt), Int64($0.kind.rawValue), $0.trID, $0.body) }
+    guard decoded.count == 2, zip(decoded, expected).allSatisfy({ $0.0 == $1.0 && $0.1 == $1.1 && $0.2 == $1.2 && Array($0.3.utf8) == Array($1.3.utf8) })
+    else { fatalError("block round trip changed a message: \(decoded) vs \(expected)") }
 }
 
 // SwiftPM links executables with `main` defined as `<module>_main`; libFuzzer's own `main` then stays out of the

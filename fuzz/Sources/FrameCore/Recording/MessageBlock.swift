@@ -1,0 +1,1 @@
+../../../../Sources/IngestCore/Recording/MessageBlock.swift

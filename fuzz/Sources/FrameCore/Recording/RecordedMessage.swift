@@ -1,0 +1,1 @@
+../../../../Sources/IngestCore/Recording/RecordedMessage.swift
