@@ -94,6 +94,32 @@ func info(_ start: Int64 = 1_753_833_600_000_000_000) -> SessionInfo {
         recorder.close(endedAt: 10, reason: "x")
     }
 
+    /// The WAL is copied into the main file while recording (by the checkpoint thread), not only when the file closes.
+    @Test func theWALIsCheckpointedWhileRecording() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("w.sqlite").path
+        let recorder = try SessionRecorder(
+            configuration: RecorderConfiguration(path: path, batchSize: 1000, batchInterval: nil, maxPendingBeforeWaiting: 10_000),
+            session: info())
+        let body = String(repeating: "0|H0STCNT0|001|005930^093000^71900^", count: 9)
+        // About 26 MB of blocks; record() waits while 10 000 rows are pending, so at least 23 MB are committed below,
+        // past the 16 MiB after which the writer asks for a checkpoint.
+        for i in 0..<80_000 { recorder.record(RecordedMessage(receivedAt: Int64(i), kind: .data, trID: "H0STCNT0", body: body)) }
+        var mainFile = 0
+        for _ in 0..<200 {
+            mainFile = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            if mainFile > 8 << 20 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(mainFile > 8 << 20, "the main file holds \(mainFile) bytes while recording: nothing was checkpointed")
+        let summary = recorder.close(endedAt: 100_000, reason: "test")
+        #expect(summary.rows == 80_002)
+        #expect(try RecordingReader(path: path).extent().rows == 80_002)
+        let wal = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        #expect(wal == 0, "close leaves the WAL empty")
+    }
+
     @Test func rotationChainsFiles() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
