@@ -263,9 +263,10 @@ final class RecordingFile {
         self.path = path
         self.database = database
         self.sessionID = sessionID
-        self.checkpointer = try WALCheckpointer(path: path)
         self.insert = try database.prepare(
             "INSERT INTO message_blocks (first_seq, last_seq, session_id, min_ns, max_ns, frames) VALUES (?, ?, ?, ?, ?, ?)")
+        // Last: once started, its thread runs until `finish`.
+        self.checkpointer = try WALCheckpointer(path: path)
     }
 
     static func create(path: String, session: SessionInfo, previous: String?) throws(RecordingError) -> RecordingFile {
