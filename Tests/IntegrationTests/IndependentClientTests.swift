@@ -9,7 +9,10 @@ import Testing
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let serve = try ServeProcess(fixtureSession, ["--pingpong-interval", "1s"], in: dir)
-        let python = Binaries.repositoryRoot.appendingPathComponent(".deps/venv/bin/python")
+        // The venv scripts/setup made: KIS_VENV (scripts/env.sh; KIS_DEPS moves it), else the checkout's own.
+        let venv = ProcessInfo.processInfo.environment["KIS_VENV"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? Binaries.repositoryRoot.appendingPathComponent(".deps/venv")
+        let python = venv.appendingPathComponent("bin/python")
         let r = try Binaries.run(python, [
             Binaries.repositoryRoot.appendingPathComponent("Tests/kis_client.py").path, serve.base, serve.ws,
             "PSpython", "secret", "4", "H0STCNT0:005930", "H0STASP0:005930", "H0STCNI0:SYNTHUSER",

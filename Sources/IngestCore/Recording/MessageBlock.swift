@@ -119,12 +119,7 @@ package enum MessageBlock {
     /// `true` when one of the eight bytes is `"`, `\` or below 0x20 (bytes of 0x80 and above never are).
     @inline(__always)
     static func needsEscape(_ w: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let high: UInt64 = 0x8080_8080_8080_8080
-        let quote = w ^ (ones &* 0x22)
-        let backslash = w ^ (ones &* 0x5C)
-        let found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((w &- ones &* 0x20) & ~w)
-        return found & high != 0
+        SWAR.hasByte(w, 0x22) || SWAR.hasByte(w, 0x5C) || SWAR.hasByte(w, below: 0x20)
     }
 
     /// One message of a block, its strings borrowed for the call.
@@ -269,7 +264,7 @@ package enum MessageBlock {
             let raw = UnsafeRawPointer(bytes.baseAddress!)
             while i + 8 <= bytes.count {
                 let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                if Self.hasByte(w, 0x22) || Self.hasByte(w, 0x5C) { break }
+                if SWAR.hasByte(w, 0x22) || SWAR.hasByte(w, 0x5C) { break }
                 i += 8
             }
             while i < bytes.count {
@@ -346,12 +341,6 @@ package enum MessageBlock {
                 i += 1
             }
             return v
-        }
-
-        @inline(__always)
-        static func hasByte(_ w: UInt64, _ byte: UInt8) -> Bool {
-            let x = w ^ (0x0101_0101_0101_0101 &* UInt64(byte))
-            return (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080 != 0
         }
     }
 }

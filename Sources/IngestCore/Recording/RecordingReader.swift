@@ -235,7 +235,7 @@ public final class RecordingReader {
         guard let kind = RecordedKind(rawValue: Int(truncatingIfNeeded: kindCode)) else {
             throw RecordingError("\(path): row \(seq) has unknown kind \(kindCode)")
         }
-        if isASCII(bytes) {
+        if SWAR.isASCII(bytes) {
             try body(RecordedRowView(seq: seq, sessionID: session, receivedAt: ns, kind: kind, trID: trID, body: bytes))
         } else {
             var text = String(decoding: bytes, as: UTF8.self)
@@ -337,24 +337,6 @@ struct RowBatch: Sendable {
                 start: bytes.count, count: row.body.count))
         bytes.append(contentsOf: row.body)
     }
-}
-
-/// `true` when every byte is below 0x80, eight at a time.
-@inline(__always)
-func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-    guard let base = bytes.baseAddress else { return true }
-    let raw = UnsafeRawPointer(base)
-    var seen: UInt64 = 0
-    var i = 0
-    while i + 8 <= bytes.count {
-        seen |= raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-        i += 8
-    }
-    while i < bytes.count {
-        seen |= UInt64(base[i])
-        i += 1
-    }
-    return seen & 0x8080_8080_8080_8080 == 0
 }
 
 /// The bounded hand-over of `forEachPrefetched`: batches from the reading thread to the caller.

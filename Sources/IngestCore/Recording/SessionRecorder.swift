@@ -317,6 +317,7 @@ final class RecordingFile {
         if firstReceivedAt == .max { firstReceivedAt = first.receivedAt }
         try database.execute("BEGIN")
         do {
+            var written = 0
             var start = batch.startIndex
             while start < batch.endIndex {
                 block.removeAll(keepingCapacity: true)
@@ -332,9 +333,10 @@ final class RecordingFile {
                     while try insert.step() {}
                 }
                 start += count
-                sinceCheckpoint += block.count
+                written += block.count
             }
             try database.execute("COMMIT")
+            sinceCheckpoint += written
             if sinceCheckpoint >= WALCheckpointer.every {
                 sinceCheckpoint = 0
                 checkpointer.request(writer: database)

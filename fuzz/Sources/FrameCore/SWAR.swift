@@ -1,0 +1,1 @@
+../../../Sources/IngestCore/Support/SWAR.swift
