@@ -28,6 +28,27 @@ import Testing
         #expect(stats.framesByTrID["ZZ0X"] == 1)
     }
 
+    /// Record widths are chosen by the server too: 1 000 frames of 1 000 widths (each record padded with extra
+    /// fields, which are accepted) keep at most `keyLimit` widths plus the overflow bucket, and count every frame.
+    @Test func recordWidthsKeptStayBounded() {
+        var pipeline = FramePipeline()
+        let n = 1_000
+        var published = 0
+        for i in 0..<n {
+            let payload = Self.official + String(repeating: "^0", count: i)
+            for output in pipeline.process("0|H0STCNT0|001|" + payload, receivedAt: 1) {
+                if case .market = output { published += 1 }
+            }
+        }
+        let widths = pipeline.stats.widthsByTrID["H0STCNT0"] ?? [:]
+        #expect(published == n)
+        // The first 64 widths, the overflow bucket, and the width being counted (the last frame's).
+        #expect(widths.count == PipelineStats.keyLimit + 2)
+        #expect(widths.values.reduce(0, +) == n)
+        #expect(widths[PipelineStats.otherWidth] == n - PipelineStats.keyLimit - 1)
+        #expect(widths[46] == 1 && widths[46 + PipelineStats.keyLimit - 1] == 1 && widths[46 + n - 1] == 1)
+    }
+
     static let official = "005930^093354^71900^5^-100^-0.14^72023.83^72100^72400^71700^71900^71800^1^3052507^219853241700^5105^6937^1832^84.90^1366314^1159996^1^0.39^20.28^090020^5^-200^090820^5^-500^092619^2^200^20230612^20^N^65945^216924^1118750^2199206^0.05^2424142^125.92^0^^72100"
 
     static func replacing(_ index: Int, with value: String, in payload: String = official) -> String {

@@ -86,13 +86,15 @@ enum LenientNumber {
             } else {
                 let d = c &- UInt8(ascii: "0")
                 guard d < 10 else { return nil }
-                digits += 1
-                if mantissa != 0 || d != 0 { significant += 1 }
+                // Wrapping arithmetic: at most 15 significant digits reach the mantissa (< 10^15), and the counts
+                // are bounded by `n`.
+                digits &+= 1
+                if mantissa != 0 || d != 0 { significant &+= 1 }
                 if significant > 15 { return slowDouble(bytes) }
-                mantissa = mantissa * 10 + Int64(d)
-                if seenPoint { fractionDigits += 1 }
+                mantissa = mantissa &* 10 &+ Int64(d)
+                if seenPoint { fractionDigits &+= 1 }
             }
-            i += 1
+            i &+= 1
         }
         guard digits > 0 else { return nil }
         var value = Double(mantissa)

@@ -48,17 +48,20 @@ func splitFields(_ payload: UnsafeBufferPointer<UInt8>, into starts: inout [Int3
             // Eight bytes at a time: a word's `^` bytes become its zero bytes, found exactly (no false positives,
             // unlike the shorter has-zero trick) and visited lowest first.
             let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
-            while i + 8 <= count {
-                if room - n < 8 { return false }
+            // Wrapping arithmetic: none of these can overflow (i < count, n < s.count), and the checks were a
+            // sixth of the loop's samples in `perf`.
+            while i &+ 8 <= count {
+                if room &- n < 8 { return false }
                 let x = UInt64(littleEndian: UnsafeRawPointer(bytes + i).loadUnaligned(as: UInt64.self))
                     ^ 0x5E5E_5E5E_5E5E_5E5E
                 var zeros = ~(((x & low7) &+ low7) | x | low7)
+                let next = Int32(truncatingIfNeeded: i &+ 1)
                 while zeros != 0 {
-                    s[n] = Int32(truncatingIfNeeded: i + zeros.trailingZeroBitCount >> 3 + 1)
-                    n += 1
+                    s[n] = next &+ Int32(truncatingIfNeeded: zeros.trailingZeroBitCount &>> 3)
+                    n &+= 1
                     zeros &= zeros &- 1
                 }
-                i += 8
+                i &+= 8
             }
             while i < count {
                 if bytes[i] == UInt8(ascii: "^") {

@@ -7,7 +7,9 @@ extension FramePipeline.TrCounters {
             width = w
             framesAtWidth += 1
         } else {
-            otherWidths[width, default: 0] += framesAtWidth
+            // Widths are chosen by the server: a broken feed must not grow this without bound.
+            let key = otherWidths.count < PipelineStats.keyLimit || otherWidths[width] != nil ? width : PipelineStats.otherWidth
+            otherWidths[key, default: 0] += framesAtWidth
             width = w
             framesAtWidth = 1
         }

@@ -12,7 +12,8 @@ public struct PipelineStats: Sendable, Equatable {
     public var deadLettersByReason: [String: Int] = [:]
     /// Control messages by code (`PINGPONG`, `OPSP0000`, …).
     public var controlByCode: [String: Int] = [:]
-    /// Record widths seen, by tr_id: drift shows up here first (H0STCNT0 47, H0STASP0 62/63).
+    /// Frames by record width, by tr_id: drift shows up here first (H0STCNT0 47, H0STASP0 62/63). At most `keyLimit`
+    /// widths per tr_id; frames of further widths are counted under `otherWidth`.
     public var widthsByTrID: [String: [Int: Int]] = [:]
     /// Records wider than documented, by tr_id (the extra trailing fields are accepted and ignored).
     public var recordsWithExtraFields: [String: Int] = [:]
@@ -57,6 +58,8 @@ extension PipelineStats {
     public static let keyLimit = 64
     /// The key that collects everything past `keyLimit` distinct keys.
     public static let otherKey = "_other"
+    /// The width in `widthsByTrID` that collects frames of widths past `keyLimit` distinct ones (no record is 0 wide).
+    public static let otherWidth = 0
 }
 
 extension Dictionary where Key == String, Value == Int {
