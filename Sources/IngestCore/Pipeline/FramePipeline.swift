@@ -8,8 +8,7 @@ extension FramePipeline.TrCounters {
             framesAtWidth += 1
         } else {
             // Widths are chosen by the server: a broken feed must not grow this without bound.
-            let key = otherWidths.count < PipelineStats.keyLimit || otherWidths[width] != nil ? width : PipelineStats.otherWidth
-            otherWidths[key, default: 0] += framesAtWidth
+            otherWidths.add(framesAtWidth, bounded: width, other: PipelineStats.otherWidth)
             width = w
             framesAtWidth = 1
         }

@@ -62,16 +62,24 @@ extension PipelineStats {
     public static let otherWidth = 0
 }
 
+extension Dictionary where Value == Int {
+    /// Adds `amount` under `key`, or under `other` once `limit` other keys exist.
+    @inline(__always)
+    mutating func add(_ amount: Int, bounded key: Key, other: Key, limit: Int = PipelineStats.keyLimit) {
+        if let index = self.index(forKey: key) {
+            values[index] += amount
+        } else if count < limit {
+            self[key] = amount
+        } else {
+            self[other, default: 0] += amount
+        }
+    }
+}
+
 extension Dictionary where Key == String, Value == Int {
     /// Adds one under `key`, or under `PipelineStats.otherKey` once `limit` other keys exist.
     @inline(__always)
     mutating func increment(bounded key: String, limit: Int = PipelineStats.keyLimit) {
-        if let index = self.index(forKey: key) {
-            values[index] += 1
-        } else if count < limit {
-            self[key] = 1
-        } else {
-            self[PipelineStats.otherKey, default: 0] += 1
-        }
+        add(1, bounded: key, other: PipelineStats.otherKey, limit: limit)
     }
 }
