@@ -23,6 +23,8 @@ import Testing
         var books = 0.0
         var p50 = 0.0
         var p99 = 0.0
+        /// serve's peak resident memory (VmHWM), MB.
+        var servePeakMB = 0.0
         var framesPerSecond: Double { seconds > 0 ? Double(framesSent) / seconds : 0 }
     }
 
@@ -69,9 +71,13 @@ import Testing
         for rate in ["25000", "50000", "max"] {
             runs.append(try await Self.run(rate: rate, recording: recording, subscriptions: subscriptions, bin: bin, dir: dir))
             let r = runs.last!
-            print(String(format: "load: requested %@ frames/s: sent %d frames in %.1f s = %.0f frames/s, received %.0f, processed %.0f, dropped %.0f (%.2f %%), market.tick %.0f, market.orderbook %.0f, socket → produce p50 %.0f µs p99 %.0f µs",
+            print(String(format: "load: requested %@ frames/s: sent %d frames in %.1f s = %.0f frames/s, received %.0f, processed %.0f, dropped %.0f (%.2f %%), market.tick %.0f, market.orderbook %.0f, socket → produce p50 %.0f µs p99 %.0f µs; serve peak RSS %.0f MB",
                          r.requested, r.framesSent, r.seconds, r.framesPerSecond, r.received, r.processed, r.dropped,
-                         100 * r.dropped / Double(max(1, r.framesSent)), r.ticks, r.books, r.p50 * 1e6, r.p99 * 1e6))
+                         100 * r.dropped / Double(max(1, r.framesSent)), r.ticks, r.books, r.p50 * 1e6, r.p99 * 1e6,
+                         r.servePeakMB))
+            // serve reads the recording while serving: its memory does not grow with the recording (it held every
+            // frame before: a peak of 508 MB for this recording).
+            #expect(r.servePeakMB > 0 && r.servePeakMB < 100, "serve's peak RSS \(r.servePeakMB) MB for \(frames) frames")
             // Every frame serve sent reached the socket reader, and everything the reader got was either processed
             // or counted as dropped.
             #expect(r.received >= Double(r.framesSent), "frames lost between serve and the reader at \(rate)")
@@ -88,6 +94,15 @@ import Testing
         }
         let best = runs.filter { $0.dropped == 0 }.map(\.framesPerSecond).max() ?? 0
         print(String(format: "load: highest rate with zero drops in this run: %.0f frames/s", best))
+    }
+
+    /// VmHWM of a running process, MB (0 when it cannot be read).
+    static func peakResidentMB(pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kB = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap({ Double($0) }).first
+        else { return 0 }
+        return kB / 1024
     }
 
     /// One serve + ingestd run; waits until serve has sent everything and the daemon has published what it got.
@@ -162,6 +177,7 @@ import Testing
         result.p99 = value(metrics, "kis_ingest_pipeline_latency_quantile_seconds{quantile=\"0.99\"}")
         #expect(value(metrics, "kis_ingest_registrations{") == 41, "\(daemon.output.suffix(2000))")
         #expect(value(metrics, "kis_ingest_kafka_delivery_errors_total") == 0)
+        result.servePeakMB = Self.peakResidentMB(pid: serve.process.processIdentifier)
         return result
     }
 }

@@ -12,7 +12,8 @@ public struct DaemonConfiguration: Sendable {
     public var shards: [Shard]
     /// `KIS_API_URL`.
     public var restEndpoint: Endpoint
-    /// `KIS_MESSAGE_BUFFER_SIZE`.
+    /// `KIS_MESSAGE_BUFFER_SIZE` (default 100 000 frames: two seconds at 50 000 frames/s, about 40 MB when full,
+    /// nothing when empty), so a stall of the pipeline thread or the broker of that length loses nothing.
     public var bufferSize: Int
     /// `KIS_PIPELINE_INLINE` (default true): the socket reader processes frames itself while the pipeline thread is
     /// idle (see `IngestEngine`); `false` always hands frames over to the pipeline thread.
@@ -112,7 +113,7 @@ public struct DaemonConfiguration: Sendable {
             subscribePace: try duration("KIS_SUBSCRIBE_INTERVAL", .milliseconds(200)),
             inUseBackoff: try duration("KIS_IN_USE_BACKOFF", .seconds(30)), tls: tls,
             echoPingPong: try flag("KIS_PINGPONG_ECHO", true))
-        bufferSize = try integer("KIS_MESSAGE_BUFFER_SIZE", 10_000, 1...100_000_000)
+        bufferSize = try integer("KIS_MESSAGE_BUFFER_SIZE", 100_000, 1...100_000_000)
         pipelineInline = try flag("KIS_PIPELINE_INLINE", true)
         tokenCacheTTL = try duration("KIS_TOKEN_CACHE_TTL", .seconds(23 * 3600))
         tokenRefreshBefore = try duration("KIS_TOKEN_REFRESH_BEFORE", .seconds(3600))

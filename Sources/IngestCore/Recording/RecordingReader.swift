@@ -108,11 +108,12 @@ public final class RecordingReader {
         try Self.readRows(paths: paths, from: from, to: to) { row in try body(row.message) }
     }
 
-    /// `forEach` without a `String` per row: each row's body is borrowed from SQLite for the call.
+    /// `forEach` without a `String` per row: each row's body is borrowed from SQLite for the call. `fromSeq` skips
+    /// the rows before that sequence number (by index: a resumed reading does not read what it skips).
     public func forEachRow(
-        from: Int64? = nil, to: Int64? = nil, _ body: (RecordedRowView) throws -> Void
+        from: Int64? = nil, to: Int64? = nil, fromSeq: Int64 = .min, _ body: (RecordedRowView) throws -> Void
     ) throws {
-        try Self.readRows(paths: paths, from: from, to: to, body)
+        try Self.readRows(paths: paths, from: from, to: to, fromSeq: fromSeq, body)
     }
 
     /// `forEachRow` with the reading (SQLite, row decoding) on a thread of its own, at most `depth` batches of `batch`
@@ -120,7 +121,7 @@ public final class RecordingReader {
     /// buffer: two allocations per batch instead of one per row, all made and freed in batches. An error on either
     /// side stops both and is rethrown here. For replay flat out, where reading is a third of the work.
     public func forEachPrefetched(
-        from: Int64? = nil, to: Int64? = nil, batch: Int = 512, depth: Int = 4,
+        from: Int64? = nil, to: Int64? = nil, fromSeq: Int64 = .min, batch: Int = 512, depth: Int = 4,
         _ body: (RecordedRowView) throws -> Void
     ) throws {
         let queue = PrefetchQueue<RowBatch>(depth: depth)
@@ -129,7 +130,7 @@ public final class RecordingReader {
         let thread = Thread {
             var current = RowBatch(rows: batch, bytes: 0)
             do {
-                try Self.readRows(paths: paths, from: from, to: to) { row in
+                try Self.readRows(paths: paths, from: from, to: to, fromSeq: fromSeq) { row in
                     current.append(row)
                     if current.rows.count == batch {
                         guard queue.put(current) else { throw Stopped() }
@@ -167,7 +168,7 @@ public final class RecordingReader {
     /// and always valid UTF-8 (a body that is not is repaired exactly as `String(decoding:as:)` repairs it). A file
     /// holds rows of `messages` (format 1) or blocks of `message_blocks` (format 2); both are read, rows first.
     private static func readRows(
-        paths: [String], from: Int64?, to: Int64?, _ body: (RecordedRowView) throws -> Void
+        paths: [String], from: Int64?, to: Int64?, fromSeq: Int64 = .min, _ body: (RecordedRowView) throws -> Void
     ) throws {
         let from = from ?? .min
         let to = to ?? .max
@@ -175,9 +176,10 @@ public final class RecordingReader {
         for path in paths {
             let db = try Self.open(path)
             let statement = try db.prepare(
-                "SELECT seq, session_id, recv_ns, kind, tr_id, body FROM messages WHERE recv_ns >= ? AND recv_ns < ? ORDER BY seq")
+                "SELECT seq, session_id, recv_ns, kind, tr_id, body FROM messages WHERE recv_ns >= ? AND recv_ns < ? AND seq >= ? ORDER BY seq")
             try statement.bind(from, at: 1)
             try statement.bind(to, at: 2)
+            try statement.bind(fromSeq, at: 3)
             while try statement.step() {
                 guard let seq = statement.integer(0), let session = statement.integer(1),
                     let ns = statement.integer(2), let kindCode = statement.integer(3)
@@ -191,9 +193,10 @@ public final class RecordingReader {
             guard try hasBlocks(db) else { continue }
             // The metadata by statement; each block's text by incremental I/O into one reused buffer.
             let blocks = try db.prepare(
-                "SELECT first_seq, last_seq, session_id, min_ns, typeof(frames) FROM message_blocks WHERE max_ns >= ? AND min_ns < ? ORDER BY first_seq")
+                "SELECT first_seq, last_seq, session_id, min_ns, typeof(frames) FROM message_blocks WHERE max_ns >= ? AND min_ns < ? AND last_seq >= ? ORDER BY first_seq")
             try blocks.bind(from, at: 1)
             try blocks.bind(to, at: 2)
+            try blocks.bind(fromSeq, at: 3)
             let frames = SQLiteValueReader(database: db, table: "message_blocks", column: "frames")
             var text: [UInt8] = []
             while try blocks.step() {
@@ -210,7 +213,7 @@ public final class RecordingReader {
                     count = try text.withUnsafeBufferPointer { all in
                         try MessageBlock.decode(UnsafeBufferPointer(rebasing: all[..<length]), scratch: &scratch) { frame in
                             let ns = minNs &+ frame.offsetNs
-                            guard ns >= from && ns < to else { return }
+                            guard ns >= from && ns < to && firstSeq &+ Int64(frame.index) >= fromSeq else { return }
                             let trID = frame.trID.map { String(decoding: $0, as: UTF8.self) }
                             try deliver(path, firstSeq &+ Int64(frame.index), session, ns, frame.kind, trID, frame.body, body)
                         }

@@ -103,7 +103,7 @@ public final class KISServer: @unchecked Sendable {
         self.options = options
         self.playback = try ServePlayback(path: recording, from: options.from, to: options.to)
         self.logger = logger
-        shared.withLock { $0.status.totalFrames = playback.frames.count }
+        shared.withLock { $0.status.totalFrames = playback.count }
     }
 
     public var status: ServeStatus {
@@ -161,7 +161,7 @@ public final class KISServer: @unchecked Sendable {
             logger.warning("serve mode is bound to \(options.host), not loopback: anyone who can reach it gets the recording")
         }
         logger.info("KIS-compatible server listening", metadata: [
-            "address": "\(options.host):\(port)", "frames": "\(playback.frames.count)", "tls": "\(options.tlsCertificate != nil)",
+            "address": "\(options.host):\(port)", "frames": "\(playback.count)", "pairs": "\(playback.pairs.count)", "tls": "\(options.tlsCertificate != nil)",
         ])
         return port
     }
@@ -525,10 +525,10 @@ final class ServeConnection: @unchecked Sendable {
     }
 
     /// Streams the recording to this client: waits until its subscribing has been quiet for `startDelay`, then sends
-    /// every frame of a subscribed pair from the app key's cursor on, paced when a speed is set.
+    /// every frame of a subscribed pair from the app key's cursor on, read from the file as it goes, paced when a
+    /// speed or rate is set. Frames that are due are sent in one event-loop task and one flush (at most `batchLimit`).
     private func playbackLoop() {
         let options = server.options
-        let frames = server.playback.frames
         var app = ""
         while true {
             let (closed, ready, appKey) = state.withLock { s -> (Bool, Bool, String?) in
@@ -542,30 +542,49 @@ final class ServeConnection: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
         let first = server.shared.withLock { $0.cursor[app] ?? 0 }
-        var index = first
         let clock = PacingClock()
-        let origin = index < frames.count ? frames[index].receivedAt : 0
-        /// When frame `i` is due, in nanoseconds after the start; `nil` = unpaced.
-        func due(_ i: Int) -> Int64? {
-            if let rate = options.rate { return Int64(Double(i - first) * 1e9 / rate) }
-            if let speed = options.speed { return Int64(Double(frames[i].receivedAt - origin) / speed) }
-            return nil
-        }
+        var origin: Int64?
         var batch: [String] = []
         batch.reserveCapacity(Self.batchLimit)
-        while index < frames.count {
-            if state.withLock({ $0.closed }) { return }
-            while server.isSilent { Thread.sleep(forTimeInterval: 0.01) }
-            // Sleep (never spin: the client under test shares the CPU) until the next frame is due, then send every
-            // frame that is due by now in one event-loop task and one flush.
-            if let next = due(index) { clock.wait(until: clock.instant(offsetNanoseconds: next), precise: false) }
-            let now = PacingClock.nanoseconds(ContinuousClock.now - clock.start)
-            let end = state.withLock { s -> Int in
-                var i = index
-                repeat {
-                    let frame = frames[i]
-                    i += 1
-                    let tr = frame.trID ?? ""
+        /// A batch is open from the frame that starts it until it is flushed; `now` is when it was opened.
+        var open = false
+        var now: Int64 = 0
+        /// When frame `i` (received at `receivedAt`) is due, in nanoseconds after the start; `nil` = unpaced.
+        func due(_ i: Int, _ receivedAt: Int64) -> Int64? {
+            if let rate = options.rate { return Int64(Double(i - first) * 1e9 / rate) }
+            if let speed = options.speed { return Int64(Double(receivedAt - (origin ?? receivedAt)) / speed) }
+            return nil
+        }
+        func flush(end: Int) {
+            if !batch.isEmpty {
+                while !channel.isWritable && channel.isActive { Thread.sleep(forTimeInterval: 0.001) }
+                sendTexts(batch)
+            }
+            let sent = batch.count
+            batch.removeAll(keepingCapacity: true)
+            open = false
+            server.shared.withLock {
+                $0.status.framesSent += sent
+                $0.cursor[app] = end
+            }
+        }
+        var end = first
+        do {
+            try server.playback.forEach(from: first) { i, frame in
+                if origin == nil { origin = frame.receivedAt }
+                let dueAt = due(i, frame.receivedAt)
+                if open && (batch.count >= Self.batchLimit || (dueAt.map { $0 > now } ?? false)) { flush(end: i) }
+                if !open {
+                    if state.withLock({ $0.closed }) { throw ServePlayback.Stop() }
+                    while server.isSilent { Thread.sleep(forTimeInterval: 0.01) }
+                    // Sleep (never spin: the client under test shares the CPU) until the frame is due.
+                    if let dueAt { clock.wait(until: clock.instant(offsetNanoseconds: dueAt), precise: false) }
+                    now = PacingClock.nanoseconds(ContinuousClock.now - clock.start)
+                    open = true
+                }
+                end = i + 1
+                let tr = frame.trID ?? ""
+                let text = state.withLock { s -> String? in
                     let send: Bool
                     var key: AESKey?
                     if let trKey = frame.trKey {
@@ -575,26 +594,22 @@ final class ServeConnection: @unchecked Sendable {
                         // Unattributable text goes to every client subscribed to anything of its tr_id (or anything).
                         send = frame.trID == nil ? !s.subscriptions.isEmpty : s.subscriptions.contains { $0.trID == tr }
                     }
-                    guard send else { continue }
+                    guard send else { return nil }
                     if let plain = frame.plaintext, let count = frame.count, let trID = frame.trID, let key {
-                        batch.append("1|\(trID)|\(count)|" + key.encryptToBase64(Array(plain.utf8)))
-                    } else {
-                        batch.append(frame.body)
+                        return "1|\(trID)|\(count)|" + key.encryptToBase64(Array(plain.utf8))
                     }
-                } while i < frames.count && batch.count < Self.batchLimit && (due(i).map { $0 <= now } ?? true)
-                return i
+                    return frame.body
+                }
+                if let text { batch.append(text) }
             }
-            if !batch.isEmpty {
-                while !channel.isWritable && channel.isActive { Thread.sleep(forTimeInterval: 0.001) }
-                sendTexts(batch)
-            }
-            let sent = batch.count
-            batch.removeAll(keepingCapacity: true)
-            index = end
-            server.shared.withLock {
-                $0.status.framesSent += sent
-                $0.cursor[app] = end
-            }
+            if open { flush(end: end) }
+        } catch is ServePlayback.Stop {
+            return
+        } catch {
+            server.logger.error(
+                "serve: reading the recording failed; this client gets no more frames",
+                metadata: ["frame": "\(end)", "error": "\(error)"])
+            closeGracefully()
         }
     }
 
