@@ -183,6 +183,48 @@ def frames_in(path):
     return n, first, last, subs
 
 
+def replay_pair(a, path, run, codec):
+    """One ingest-replay --max of `path` and one rdkafka_performance run of the same count and size, both with
+    compression `codec`; wall time, CPU seconds (ours, theirs, the broker's meanwhile) and loopback bytes of each."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    summary = os.path.join(a.out, f"replay-{run}-{codec}.json")
+    env = dict(os.environ, KAFKA_BROKERS=a.brokers)
+    if codec != "snappy":
+        env["KAFKA_PROPERTY_COMPRESSION_TYPE"] = codec
+    start = time.monotonic()
+    cpu0, broker0, lo0 = children_cpu(), broker_cpu(), loopback_bytes()
+    p = subprocess.Popen([f"{a.bin}/ingest-replay", path, "--max", "--topic-prefix", prefix, "--summary-json", summary],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sampler = RSS(p.pid)
+    sampler.start()
+    _, err = p.communicate()
+    wall = time.monotonic() - start
+    cpu_ours, broker_ours, wire_ours = children_cpu() - cpu0, broker_cpu() - broker0, loopback_bytes() - lo0
+    sampler.stop()
+    if p.returncode != 0:
+        raise SystemExit(f"replay failed: {err[-2000:]}")
+    s = json.load(open(summary))
+    messages = s["delivered"]
+    size = max(1, round(s["key_value_bytes"] / messages))
+    start = time.monotonic()
+    cpu0, broker0, lo0 = children_cpu(), broker_cpu(), loopback_bytes()
+    # The same three headers ours carry (tr_id, recv_time_ns, record), and key + value as the payload size.
+    r = subprocess.run([a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", a.brokers, "-s", str(size),
+                        "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
+                        "-c", str(messages), "-z", codec, "-a", "-1", "-X", "enable.idempotence=true",
+                        "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=20000", "-X", "partitioner=murmur2_random", "-X", "client.id=kis-bench"],
+                       capture_output=True, text=True)
+    wall_theirs = time.monotonic() - start
+    cpu_theirs, broker_theirs, wire_theirs = children_cpu() - cpu0, broker_cpu() - broker0, loopback_bytes() - lo0
+    if r.returncode != 0:
+        raise SystemExit(f"rdkafka_performance failed: {r.stderr[-2000:]}")
+    return {"ours": messages / wall, "theirs": messages / wall_theirs, "wall": wall, "wall_theirs": wall_theirs,
+            "sampler": sampler, "summary": s, "messages": messages, "size": size,
+            "cpu": {"ingest_replay_cpu_s": cpu_ours, "broker_cpu_s_ours": broker_ours,
+                    "rdkafka_performance_cpu_s": cpu_theirs, "broker_cpu_s_theirs": broker_theirs,
+                    "loopback_mb_ours": wire_ours / 1e6, "loopback_mb_theirs": wire_theirs / 1e6}}
+
+
 def bench_replay(a):
     log("== 2. replay --max of a ≥ 1 M-frame recording into the local broker, vs rdkafka_performance (same run)")
     path = os.path.join(ROOT, ".run/bench/day-1m.sqlite")
@@ -194,64 +236,32 @@ def bench_replay(a):
     info = {}
     plain_ours, plain_theirs = [], []
     for i in range(a.runs):
-        # The pair the target is about: both with the production settings (snappy). Then the same pair without
-        # compression: rdkafka_performance's payload is one repeated pattern that snappy shrinks to almost nothing,
-        # ours are real Protobuf, so only uncompressed do both put the same bytes on the wire and on the broker.
-        for codec in ("snappy", "none"):
-            prefix = f"bench-{uuid.uuid4().hex[:8]}."
-            summary = os.path.join(a.out, f"replay-{i}-{codec}.json")
-            env = dict(os.environ, KAFKA_BROKERS=a.brokers)
-            if codec != "snappy":
-                env["KAFKA_PROPERTY_COMPRESSION_TYPE"] = codec
-            start = time.monotonic()
-            cpu0, broker0, lo0 = children_cpu(), broker_cpu(), loopback_bytes()
-            p = subprocess.Popen([f"{a.bin}/ingest-replay", path, "--max", "--topic-prefix", prefix, "--summary-json", summary],
-                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            sampler = RSS(p.pid)
-            sampler.start()
-            _, err = p.communicate()
-            wall = time.monotonic() - start
-            cpu_ours, broker_ours, wire_ours = children_cpu() - cpu0, broker_cpu() - broker0, loopback_bytes() - lo0
-            sampler.stop()
-            if p.returncode != 0:
-                raise SystemExit(f"replay failed: {err[-2000:]}")
-            s = json.load(open(summary))
-            messages = s["delivered"]
-            size = max(1, round(s["key_value_bytes"] / messages))
-            start = time.monotonic()
-            cpu0, broker0, lo0 = children_cpu(), broker_cpu(), loopback_bytes()
-            # The same three headers ours carry (tr_id, recv_time_ns, record), and key + value as the payload size.
-            r = subprocess.run([a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", a.brokers, "-s", str(size),
-                                "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
-                                "-c", str(messages), "-z", codec, "-a", "-1", "-X", "enable.idempotence=true",
-                                "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=20000", "-X", "partitioner=murmur2_random", "-X", "client.id=kis-bench"],
-                               capture_output=True, text=True)
-            wall_theirs = time.monotonic() - start
-            cpu_theirs, broker_theirs, wire_theirs = children_cpu() - cpu0, broker_cpu() - broker0, loopback_bytes() - lo0
-            if r.returncode != 0:
-                raise SystemExit(f"rdkafka_performance failed: {r.stderr[-2000:]}")
-            if codec != "snappy":
-                plain_ours.append(messages / wall)
-                plain_theirs.append(messages / wall_theirs)
-                log(f"  run {i + 1}, no compression: ingest-replay {messages / wall:,.0f} msg/s ({wall:.1f} s, CPU {cpu_ours:.1f} s, broker {broker_ours:.1f} s, "
-                    f"{wire_ours / 1e6:.0f} MB on loopback), rdkafka_performance {messages / wall_theirs:,.0f} msg/s ({wall_theirs:.1f} s, CPU {cpu_theirs:.1f} s, "
-                    f"broker {broker_theirs:.1f} s, {wire_theirs / 1e6:.0f} MB)")
-                continue
-            ours.append(messages / wall)
-            rss_peak.append(sampler.hwm)
-            second_half = [r for t, r in sampler.samples[len(sampler.samples) // 2:]]
-            first_half = [r for t, r in sampler.samples[len(sampler.samples) // 4:len(sampler.samples) // 2]]
-            if first_half and second_half:
-                rss_flat.append(statistics.median(second_half) - statistics.median(first_half))
-            info = {"messages": messages, "frames": s["frames"], "avg_key_value_bytes": size,
-                    "avg_message_bytes": round(s["message_bytes"] / messages)}
-            cpu.append({"ingest_replay_cpu_s": cpu_ours, "broker_cpu_s_ours": broker_ours,
-                        "rdkafka_performance_cpu_s": cpu_theirs, "broker_cpu_s_theirs": broker_theirs,
-                        "loopback_mb_ours": wire_ours / 1e6, "loopback_mb_theirs": wire_theirs / 1e6})
-            theirs.append(messages / wall_theirs)
-            log(f"  run {i + 1}: ingest-replay {messages / wall:,.0f} msg/s ({wall:.1f} s), rdkafka_performance {messages / wall_theirs:,.0f} msg/s ({wall_theirs:.1f} s), peak RSS {sampler.hwm:.0f} MB")
-            log(f"    CPU seconds: ingest-replay {cpu_ours:.1f}, broker meanwhile {broker_ours:.1f}; rdkafka_performance {cpu_theirs:.1f}, broker meanwhile {broker_theirs:.1f}")
-            log(f"    bytes over loopback (compressed batches, both directions): ours {wire_ours / 1e6:.0f} MB for {s['message_bytes'] / 1e6:.0f} MB of messages, rdkafka_performance {wire_theirs / 1e6:.0f} MB")
+        # The pair the target is about: both with the production settings (snappy).
+        r = replay_pair(a, path, i, "snappy")
+        c, s, sampler = r["cpu"], r["summary"], r["sampler"]
+        ours.append(r["ours"])
+        theirs.append(r["theirs"])
+        cpu.append(c)
+        rss_peak.append(sampler.hwm)
+        second_half = [rss for t, rss in sampler.samples[len(sampler.samples) // 2:]]
+        first_half = [rss for t, rss in sampler.samples[len(sampler.samples) // 4:len(sampler.samples) // 2]]
+        if first_half and second_half:
+            rss_flat.append(statistics.median(second_half) - statistics.median(first_half))
+        info = {"messages": r["messages"], "frames": s["frames"], "avg_key_value_bytes": r["size"],
+                "avg_message_bytes": round(s["message_bytes"] / r["messages"])}
+        log(f"  run {i + 1}: ingest-replay {r['ours']:,.0f} msg/s ({r['wall']:.1f} s), rdkafka_performance {r['theirs']:,.0f} msg/s ({r['wall_theirs']:.1f} s), peak RSS {sampler.hwm:.0f} MB")
+        log(f"    CPU seconds: ingest-replay {c['ingest_replay_cpu_s']:.1f}, broker meanwhile {c['broker_cpu_s_ours']:.1f}; rdkafka_performance {c['rdkafka_performance_cpu_s']:.1f}, broker meanwhile {c['broker_cpu_s_theirs']:.1f}")
+        log(f"    bytes over loopback (compressed batches, both directions): ours {c['loopback_mb_ours']:.0f} MB for {s['message_bytes'] / 1e6:.0f} MB of messages, rdkafka_performance {c['loopback_mb_theirs']:.0f} MB")
+        # Then the same pair without compression: rdkafka_performance's payload is one repeated pattern that snappy
+        # shrinks to almost nothing, ours are real Protobuf, so only uncompressed do both put the same bytes on the
+        # wire and on the broker.
+        r = replay_pair(a, path, i, "none")
+        c = r["cpu"]
+        plain_ours.append(r["ours"])
+        plain_theirs.append(r["theirs"])
+        log(f"  run {i + 1}, no compression: ingest-replay {r['ours']:,.0f} msg/s ({r['wall']:.1f} s, CPU {c['ingest_replay_cpu_s']:.1f} s, broker {c['broker_cpu_s_ours']:.1f} s, "
+            f"{c['loopback_mb_ours']:.0f} MB on loopback), rdkafka_performance {r['theirs']:,.0f} msg/s ({r['wall_theirs']:.1f} s, CPU {c['rdkafka_performance_cpu_s']:.1f} s, "
+            f"broker {c['broker_cpu_s_theirs']:.1f} s, {c['loopback_mb_theirs']:.0f} MB)")
     o = row("replay --max (messages/s, wall incl. flush)", ours, "msg/s")
     t = row("rdkafka_performance, same count and size (messages/s)", theirs, "msg/s")
     ratio = o["median"] / t["median"]
@@ -322,6 +332,8 @@ def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=No
                          stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     sampler = RSS(d.pid)
     sampler.start()
+    serve_sampler = RSS(serve.pid)
+    serve_sampler.start()
     status = {}
     first_sent_at = None
     deadline = time.monotonic() + (long_seconds or seconds_limit)
@@ -341,6 +353,7 @@ def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=No
     d.terminate()
     d.wait(timeout=60)
     sampler.stop()
+    serve_sampler.stop()
     serve.terminate()
     serve.wait(timeout=30)
     for pid in services:
@@ -355,7 +368,7 @@ def live_run(a, path, subs, speed, metrics_port, seconds_limit=600, extra_env=No
         "dropped": metric(metrics, "kis_ingest_buffer_dropped_total") or 0,
         "received": metric(metrics, "kis_ingest_messages_received_total") or 0,
         "registrations": metric(metrics, "kis_ingest_registrations") or 0,
-        "rss_samples": sampler.samples, "rss_peak": sampler.hwm,
+        "rss_samples": sampler.samples, "rss_peak": sampler.hwm, "serve_rss_peak": serve_sampler.hwm,
         "stopped": next((l for l in open(log_path) if "stopped:" in l), "").strip()[-400:],
     }
 
@@ -378,19 +391,18 @@ def bench_live(a):
                        "p50_us": row("socket → produce enqueued p50 (µs)", p50, "µs"),
                        "p99_us": row("socket → produce enqueued p99 (µs)", p99, "µs", "<= 50"),
                        "p999_us": row("socket → produce enqueued p99.9 (µs)", p999, "µs")}
-    # For comparison, in the same run: every frame handed over to the pipeline thread (KIS_PIPELINE_INLINE=false).
-    r = live_run(a, path, subs, None, 9479, rate=20_000, extra_env={"KIS_PIPELINE_INLINE": "false"})
-    log(f"  hand-over (KIS_PIPELINE_INLINE=false): {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
-    RESULTS["live"]["hand_over"] = {k: r[k] for k in ("frames_per_s", "dropped", "p50_us", "p99_us", "p999_us")}
-    # And with ingestd on a core of its own (serve, broker and Redis on the other): how much of the tail is sharing.
-    r = live_run(a, path, subs, None, 9478, rate=20_000, pinned=True)
-    log(f"  ingestd pinned to core 1, the rest to core 0: {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
-    RESULTS["live"]["pinned"] = {k: r[k] for k in ("frames_per_s", "dropped", "p50_us", "p99_us", "p999_us")}
-    # And on shared cores again, with ingestd at a higher scheduling priority (nice -10; needs root, else it runs at
-    # the normal one): what a deployment that cannot spare a core gets from giving the feed handler priority.
-    r = live_run(a, path, subs, None, 9477, rate=20_000, nice=-10)
-    log(f"  ingestd at nice -10, shared cores: {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
-    RESULTS["live"]["nice_minus_10"] = {k: r[k] for k in ("frames_per_s", "dropped", "p50_us", "p99_us", "p999_us")}
+    def comparison(key, label, **kwargs):
+        r = live_run(a, path, subs, None, kwargs.pop("port"), rate=20_000, **kwargs)
+        log(f"  {label}: {r['frames_sent']:,} frames at {r['frames_per_s']:,.0f}/s, dropped {r['dropped']:.0f}; p50 {r['p50_us']:.1f} µs, p99 {r['p99_us']:.1f} µs, p99.9 {r['p999_us']:.1f} µs")
+        RESULTS["live"][key] = {k: r[k] for k in ("frames_per_s", "dropped", "p50_us", "p99_us", "p999_us")}
+
+    # For comparison, in the same run: every frame handed over to the pipeline thread (KIS_PIPELINE_INLINE=false);
+    # ingestd on a core of its own (serve, broker and Redis on the other): how much of the tail is sharing; and on
+    # shared cores again with ingestd at a higher scheduling priority (nice -10; needs root, else it runs at the
+    # normal one): what a deployment that cannot spare a core gets from giving the feed handler priority.
+    comparison("hand_over", "hand-over (KIS_PIPELINE_INLINE=false)", port=9479, extra_env={"KIS_PIPELINE_INLINE": "false"})
+    comparison("pinned", "ingestd pinned to core 1, the rest to core 0", port=9478, pinned=True)
+    comparison("nice_minus_10", "ingestd at nice -10, shared cores", port=9477, nice=-10)
     log("  load: 41 registrations, constant rates, then unpaced")
     load = []
     for requested in (30_000, 40_000, 50_000, None):
@@ -414,8 +426,10 @@ def bench_memory_long(a):
     q = len(samples) // 4
     early, late = statistics.median(samples[q:2 * q] or samples), statistics.median(samples[-q:] or samples)
     RESULTS["ingestd_memory"] = {"seconds": a.long_run, "frames": r["frames_sent"], "rss_peak_mb": r["rss_peak"],
-                                 "rss_second_quarter_mb": early, "rss_last_quarter_mb": late}
-    log(f"  {r['frames_sent']:,} frames; RSS peak {r['rss_peak']:.0f} MB, 2nd quarter {early:.1f} MB, last quarter {late:.1f} MB")
+                                 "rss_second_quarter_mb": early, "rss_last_quarter_mb": late,
+                                 "serve_rss_peak_mb": r["serve_rss_peak"], "recording_frames": n}
+    log(f"  {r['frames_sent']:,} frames; RSS peak {r['rss_peak']:.0f} MB, 2nd quarter {early:.1f} MB, last quarter {late:.1f} MB; "
+        f"serve (the source, {n:,}-frame recording) peak {r['serve_rss_peak']:.0f} MB")
 
 
 def bench_pacing(a):
