@@ -59,6 +59,8 @@ struct Parse: ParsableCommand {
     @Option(help: "Distinct frames (cycled).") var frames = 10_000
     @Option(help: "Records to process.") var records = 3_000_000
     @Option(help: "Also write the distinct frames to this file (one per line) for the reference parser.") var writeFrames: String?
+    @Option(help: "string: frames as String (ingestd's path, from the socket reader); bytes: as UTF-8 bytes in memory (ingest-replay's path, from the recording).")
+    var input = "string"
 
     func run() throws {
         let input = BenchFrames.frames(kind, perFrame: perFrame, count: frames)
@@ -73,24 +75,53 @@ struct Parse: ParsableCommand {
             }
         }
         let rounds = max(1, records / (perFrame * frames))
+        guard self.input == "string" || self.input == "bytes" else {
+            throw ValidationError("--input is string or bytes, not \(self.input)")
+        }
+        let asBytes = self.input == "bytes"
+        // All frames back to back in one buffer, as a block of a recording is after decoding.
+        let flat = input.flatMap { Array($0.utf8) }
+        var ranges: [Range<Int>] = []
+        var offset = 0
+        for frame in input {
+            ranges.append(offset..<(offset + frame.utf8.count))
+            offset += frame.utf8.count
+        }
         let start = ContinuousClock.now
-        for _ in 0..<rounds {
-            for frame in input {
-                // The path ingestd and ingest-replay run: records come out as Protobuf value, key and header values,
-                // ready for rd_kafka_produceva.
-                pipeline.process(
-                    frame, receivedAt: 1_753_836_471_000_000_000,
-                    encoded: { record in
-                        bytes &+= record.value.count
-                        produced &+= 1
-                    },
-                    other: { output in fatalError("benchmark frame did not map: \(output)") })
+        if asBytes {
+            flat.withUnsafeBufferPointer { all in
+                for _ in 0..<rounds {
+                    for range in ranges {
+                        // ingest-replay's path: the frame's bytes as read from the recording.
+                        pipeline.process(
+                            bytes: UnsafeBufferPointer(rebasing: all[range]), receivedAt: 1_753_836_471_000_000_000,
+                            encoded: { record in
+                                bytes &+= record.value.count
+                                produced &+= 1
+                            },
+                            other: { output in fatalError("benchmark frame did not map: \(output)") })
+                    }
+                }
+            }
+        } else {
+            for _ in 0..<rounds {
+                for frame in input {
+                    // ingestd's path: records come out as Protobuf value, key and header values, ready for
+                    // rd_kafka_produceva.
+                    pipeline.process(
+                        frame, receivedAt: 1_753_836_471_000_000_000,
+                        encoded: { record in
+                            bytes &+= record.value.count
+                            produced &+= 1
+                        },
+                        other: { output in fatalError("benchmark frame did not map: \(output)") })
+                }
             }
         }
         let seconds = (ContinuousClock.now - start).nanosecondsDouble / 1e9
         let n = rounds * frames * perFrame
         guard produced == n else { fatalError("\(produced) records encoded, \(n) expected") }
-        print("{\"bench\":\"parse\",\"kind\":\"\(kind)\",\"per_frame\":\(perFrame),\"records\":\(n),\"seconds\":\(seconds),\"records_per_s\":\(Double(n) / seconds),\"value_bytes\":\(Double(bytes) / Double(n))}")
+        print("{\"bench\":\"parse\",\"input\":\"\(self.input)\",\"kind\":\"\(kind)\",\"per_frame\":\(perFrame),\"records\":\(n),\"seconds\":\(seconds),\"records_per_s\":\(Double(n) / seconds),\"value_bytes\":\(Double(bytes) / Double(n))}")
     }
 }
 
