@@ -603,8 +603,6 @@ final class ServeConnection: @unchecked Sendable {
                 if let text { batch.append(text) }
             }
             if open { flush(end: end) }
-        } catch is ServePlayback.Stop {
-            return
         } catch {
             server.logger.error(
                 "serve: reading the recording failed; this client gets no more frames",
