@@ -34,10 +34,12 @@ let package = Package(
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis"),
         .systemLibrary(name: "CSQLite3", pkgConfig: "sqlite3"),
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto"),
+        // The field-separator scan of the frame path (SSE2 on x86-64).
+        .target(name: "CKISScan"),
         .target(
             name: "IngestCore",
             dependencies: [
-                "CRdKafka", "CHiredis", "CSQLite3", "COpenSSL",
+                "CRdKafka", "CHiredis", "CSQLite3", "COpenSSL", "CKISScan",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

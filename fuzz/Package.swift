@@ -10,9 +10,10 @@ let package = Package(
     dependencies: [.package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0")],
     targets: [
         .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto"),
+        .target(name: "CKISScan"),
         .target(
             name: "FrameCore",
-            dependencies: ["COpenSSL", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["COpenSSL", "CKISScan", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Pipeline/PipelineOutput+JSON.swift"],
             swiftSettings: [.enableUpcomingFeature("InternalImportsByDefault")]
         ),

@@ -29,6 +29,31 @@ import Testing
         #expect(Self.double(text) == nil)
     }
 
+    /// Random digit strings (leading zeros, a point anywhere, signs, up to 24 characters, a stray character now and
+    /// then) against the standard library, which converts with correct rounding: the same value, or both reject.
+    @Test func agreesWithTheStandardLibraryOnRandomText() {
+        var rng = SplitMix64(seed: 7)
+        let alphabet = Array("0000123456789.".utf8)
+        for round in 0..<20_000 {
+            var bytes: [UInt8] = []
+            switch rng.next() % 4 {
+            case 0: bytes.append(UInt8(ascii: "-"))
+            case 1: bytes.append(UInt8(ascii: "+"))
+            default: break
+            }
+            let length = Int(rng.next() % 25)
+            for _ in 0..<length { bytes.append(alphabet[Int(rng.next() % UInt64(alphabet.count))]) }
+            if round % 50 == 0, !bytes.isEmpty { bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(ascii: "x") }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let body = text.hasPrefix("+") || text.hasPrefix("-") ? text.dropFirst() : Substring(text)
+            let points = body.filter { $0 == "." }.count
+            let digits = body.filter { $0.isASCII && $0.isNumber }.count
+            let wellFormed = points <= 1 && digits > 0 && digits + points == body.count
+            let expected = wellFormed ? Double(text.hasPrefix("+") ? String(text.dropFirst()) : text) : nil
+            #expect(Self.double(text) == expected, "\(text)")
+        }
+    }
+
     @Test func integers() {
         #expect(Self.int("000003190") == 3190)
         #expect(Self.int("-19") == -19)

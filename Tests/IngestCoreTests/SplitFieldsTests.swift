@@ -2,7 +2,8 @@ import Testing
 
 @testable import IngestCore
 
-/// `splitFields` scans eight bytes at a time; these compare it with a plain byte-by-byte split.
+/// `splitFields` scans 64 and 16 bytes at a time (`kis_scan_separators`); these compare it with a plain
+/// byte-by-byte split, for every length across the block sizes and with too little room at every point.
 @Suite struct SplitFieldsTests {
     /// The reference: offsets of every field start, then one past the end (+1).
     func reference(_ bytes: [UInt8]) -> [Int32] {
@@ -23,7 +24,7 @@ import Testing
         // Bytes near '^' (0x5E) in every bit pattern the word trick could confuse, UTF-8 lead bytes, NUL.
         let alphabet: [UInt8] = [0x5E, 0x5E, 0x5E, 0x5F, 0x5D, 0xDE, 0x1E, 0x7E, 0x5C, 0x00, 0xFF, 0x80, 0x30, 0x39, 0xEC, 0x41]
         for round in 0..<5_000 {
-            let length = Int(rng.next() % 300)
+            let length = Int(rng.next() % 700)
             let dense = round % 3 == 0
             let bytes = (0..<length).map { _ -> UInt8 in
                 dense ? alphabet[Int(rng.next() % UInt64(alphabet.count))] : UInt8(truncatingIfNeeded: rng.next())
@@ -36,7 +37,7 @@ import Testing
 
     @Test func growsPastItsCapacityForEveryAlignment() {
         // All separators: the most fields per byte, so every word needs eight slots.
-        for length in [0, 1, 7, 8, 9, 62, 63, 64, 65, 127, 128, 129, 1000] {
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 62, 63, 64, 65, 79, 80, 81, 127, 128, 129, 1000] {
             let bytes = [UInt8](repeating: UInt8(ascii: "^"), count: length)
             #expect(split(bytes, startingWith: 0) == reference(bytes), "\(length) separators")
         }

@@ -66,37 +66,44 @@ enum LenientNumber {
     /// one division is correctly rounded, matching `strtod`); longer inputs go through the standard library.
     static func double(_ bytes: UnsafeBufferPointer<UInt8>) -> Double? {
         let n = bytes.count
-        guard n > 0 else { return nil }
+        guard n > 0, let p = bytes.baseAddress else { return nil }
         var i = 0
         var negative = false
-        if bytes[0] == UInt8(ascii: "-") || bytes[0] == UInt8(ascii: "+") {
-            negative = bytes[0] == UInt8(ascii: "-")
+        if p[0] == UInt8(ascii: "-") || p[0] == UInt8(ascii: "+") {
+            negative = p[0] == UInt8(ascii: "-")
             i = 1
         }
+        // Leading zeros (`000071900`) are not significant. Then the integer digits and the fraction's, each a tight
+        // loop (one compare per byte); wrapping arithmetic, as a mantissa of more than 15 digits is thrown away.
+        let start = i
+        while i < n && p[i] == UInt8(ascii: "0") { i &+= 1 }
+        let zerosEnd = i
         var mantissa: Int64 = 0
-        var digits = 0
-        var significant = 0
-        var fractionDigits = 0
-        var seenPoint = false
         while i < n {
-            let c = bytes[i]
-            if c == UInt8(ascii: ".") {
-                guard !seenPoint else { return nil }
-                seenPoint = true
-            } else {
-                let d = c &- UInt8(ascii: "0")
-                guard d < 10 else { return nil }
-                // Wrapping arithmetic: at most 15 significant digits reach the mantissa (< 10^15), and the counts
-                // are bounded by `n`.
-                digits &+= 1
-                if mantissa != 0 || d != 0 { significant &+= 1 }
-                if significant > 15 { return slowDouble(bytes) }
-                mantissa = mantissa &* 10 &+ Int64(d)
-                if seenPoint { fractionDigits &+= 1 }
-            }
+            let d = p[i] &- UInt8(ascii: "0")
+            guard d < 10 else { break }
+            mantissa = mantissa &* 10 &+ Int64(d)
             i &+= 1
         }
-        guard digits > 0 else { return nil }
+        let integerDigits = i &- start
+        var significant = i &- zerosEnd
+        var fractionDigits = 0
+        if i < n && p[i] == UInt8(ascii: ".") {
+            i &+= 1
+            let fractionStart = i
+            while i < n {
+                let d = p[i] &- UInt8(ascii: "0")
+                guard d < 10 else { break }
+                mantissa = mantissa &* 10 &+ Int64(d)
+                i &+= 1
+            }
+            fractionDigits = i &- fractionStart
+            // Fraction digits count as significant even when they are leading zeros (`0.05`): more conservative
+            // than needed, never less (the slow path is exact too).
+            significant &+= fractionDigits
+        }
+        guard i == n, integerDigits &+ fractionDigits > 0 else { return nil }
+        if significant > 15 { return slowDouble(bytes) }
         var value = Double(mantissa)
         if fractionDigits > 0 {
             guard let scale = powerOfTen(fractionDigits) else { return slowDouble(bytes) }

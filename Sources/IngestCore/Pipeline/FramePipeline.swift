@@ -110,11 +110,29 @@ public struct FramePipeline: Sendable {
 
     private var keys: [String: AESKey] = [:]
     private var starts: [Int32] = []
+    /// `TrLayout.all`, and the ordinals of its 8-byte tr_ids (all of them today) keyed by those 8 bytes as one
+    /// word: the hot path finds a frame's layout with a few integer compares, touching no global and no array of
+    /// arrays (`TrLayout.lookup` retained and released them per frame).
+    private let layouts = TrLayout.all
+    private let wordKeys: [(key: UInt64, ordinal: Int)] = TrLayout.all.compactMap { layout in
+        let bytes = Array(layout.trID.utf8)
+        guard bytes.count == 8 else { return nil }
+        return (bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, layout.ordinal)
+    }
 
     public init(topics: TopicConfiguration = TopicConfiguration()) {
         self.topics = topics
         starts = [Int32](repeating: 0, count: 1024)
         resolveTopics()
+    }
+
+    /// The layout whose tr_id is exactly `bytes` (as `TrLayout.lookup`).
+    @inline(__always)
+    private func layout(_ bytes: UnsafeBufferPointer<UInt8>) -> TrLayout? {
+        guard bytes.count == 8, let base = bytes.baseAddress else { return TrLayout.lookup(bytes) }
+        let key = UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)
+        for entry in wordKeys where entry.key == key { return layouts[entry.ordinal] }
+        return nil
     }
 
     /// Forgets the AES keys: call on every new connection (keys are per connection).
@@ -165,9 +183,17 @@ public struct FramePipeline: Sendable {
         _ message: String, receivedAt: Int64, fast: Bool, encoded: (EncodedRecord) throws -> Void,
         emit: (PipelineOutput) throws -> Void
     ) rethrows {
-        var text = message
-        try text.withUTF8 { bytes in
+        // A native String lends its UTF-8 in place; copying it first (`var` + `withUTF8`) cost a retain and a
+        // release of the frame's storage per frame (atomic operations: a sixth of `kis-bench parse`'s samples were
+        // reference counting).
+        let lent: Void? = try message.utf8.withContiguousStorageIfAvailable { bytes in
             try process(bytes: bytes, receivedAt: receivedAt, fast: fast, encoded: encoded, emit: emit)
+        }
+        if lent == nil {
+            var text = message
+            try text.withUTF8 { bytes in
+                try process(bytes: bytes, receivedAt: receivedAt, fast: fast, encoded: encoded, emit: emit)
+            }
         }
     }
 
@@ -225,31 +251,24 @@ public struct FramePipeline: Sendable {
             throw FrameError(
                 .unknownMessageType, "message starts with neither '{' nor '0|' nor '1|' (\(bytes.count) bytes)")
         }
-        // Header: flag|tr_id|count|payload, split at most three times.
-        var bar1 = 0
-        var bar2 = 0
-        var i = 2
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "|") {
-                if bar1 == 0 {
-                    bar1 = i
-                } else {
-                    bar2 = i
-                    break
-                }
-            }
-            i += 1
-        }
-        guard bar2 != 0 else {
-            throw FrameError(.malformedHeader, "data frame has \(bar1 == 0 ? 2 : 3) of the 4 parts flag|tr_id|count|payload")
+        // Header: flag|tr_id|count|payload, split at most three times: a loop per bar.
+        let n = bytes.count
+        var bar1 = 2
+        while bar1 < n && bytes[bar1] != UInt8(ascii: "|") { bar1 &+= 1 }
+        var bar2 = bar1 &+ 1
+        while bar2 < n && bytes[bar2] != UInt8(ascii: "|") { bar2 &+= 1 }
+        guard bar2 < n else {
+            throw FrameError(.malformedHeader, "data frame has \(bar1 < n ? 3 : 2) of the 4 parts flag|tr_id|count|payload")
         }
         let trBytes = UnsafeBufferPointer(rebasing: bytes[2..<bar1])
-        guard !trBytes.isEmpty, trBytes.count <= 16,
-            trBytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) })
+        // A known tr_id is alphanumeric: only an unknown one is checked byte by byte.
+        let known = layout(trBytes)
+        guard known != nil
+            || (!trBytes.isEmpty && trBytes.count <= 16
+                && trBytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) }))
         else {
             throw FrameError(.malformedHeader, "tr_id is empty or not alphanumeric")
         }
-        let known = TrLayout.lookup(trBytes)
         let trID = known?.trID ?? String(decoding: trBytes, as: UTF8.self)
         trIDOut = trID
         if let known {
@@ -258,9 +277,14 @@ public struct FramePipeline: Sendable {
             counters.framesByTrID.increment(bounded: trID)
         }
         let countBytes = UnsafeBufferPointer(rebasing: bytes[(bar1 + 1)..<bar2])
-        guard countBytes.count <= 6, countBytes.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-            let count = LenientNumber.int64(countBytes), count > 0
-        else {
+        var count = 0
+        var countIsDigits = !countBytes.isEmpty && countBytes.count <= 6
+        for c in countBytes {
+            let d = c &- UInt8(ascii: "0")
+            if d >= 10 { countIsDigits = false }
+            count = count &* 10 &+ Int(d)
+        }
+        guard countIsDigits, count > 0 else {
             throw FrameError(
                 .badRecordCount,
                 "record count \"\(String(decoding: countBytes.prefix(12), as: UTF8.self))\" is not a positive number")
@@ -317,7 +341,11 @@ public struct FramePipeline: Sendable {
 
         var published = 0
         var failures: [String] = []
-        let localStarts = starts
+        // The offsets are moved out for the loop (the mapper mutates `self` meanwhile) and back after it: a copy
+        // cost a retain and a release per frame.
+        var localStarts: [Int32] = []
+        swap(&localStarts, &starts)
+        defer { swap(&localStarts, &starts) }
         let kind: EncodedRecord.Kind? =
             switch layout.mapping {
             case .domesticTrade, .overseasTrade: .tick
@@ -328,13 +356,14 @@ public struct FramePipeline: Sendable {
         let kstDay = KSTTime.kstDay(ofNanoseconds: receivedAt)
         // Scratch for the hot path: the largest value (an order book of 20 levels and a 32-byte symbol) is under
         // 500 bytes; header values under 64.
-        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
-            try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { headerScratch in
-                var receivedText = WireWriter(headerScratch.baseAddress!)
-                receivedText.decimal(receivedAt)
-                var trText = layout.trID
-                try trText.withUTF8 { trBytes in
-                    try localStarts.withUnsafeBufferPointer { s in
+        // The offsets' buffer is taken outermost: taken inside the closures, it was retained and released per frame.
+        try localStarts.withUnsafeBufferPointer { s in
+            try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
+                try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { headerScratch in
+                    var receivedText = WireWriter(headerScratch.baseAddress!)
+                    receivedText.decimal(receivedAt)
+                    var trText = layout.trID
+                    try trText.withUTF8 { trBytes in
                         for index in 0..<count {
                             let record = RecordView(payload: payload, starts: s, first: index * width, width: width)
                             if fast, let kind {
