@@ -37,6 +37,19 @@ size_t kis_scan_separators(
         }
         i += 16;
     }
+    if (i < length && length >= 16) {
+        // The last 1 to 15 bytes: one more compare of the final 16 bytes, the ones before `i` shifted out.
+        if (capacity - count < 16) goto full;
+        uint32_t mask = (uint32_t)_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(bytes + length - 16)), separator));
+        mask >>= 16 - (length - i);
+        int32_t next = (int32_t)(i + 1);
+        while (mask != 0) {
+            out[count++] = next + (int32_t)__builtin_ctz(mask);
+            mask &= mask - 1;
+        }
+        i = length;
+    }
 #endif
     for (; i < length; i++) {
         if (bytes[i] == '^') {

@@ -202,17 +202,22 @@ public struct FramePipeline: Sendable {
         emit: (PipelineOutput) throws -> Void
     ) rethrows {
         counters.messages += 1
+        // The tr_id for a dead letter: a known layout's ordinal (no `String` is made per frame), or the text.
         var trID: String?
+        var trOrdinal = -1
         // `FrameError`s become dead letters; errors of `encoded` and `emit` pass through.
         let result: FrameError? = try rethrowing { () -> FrameError? in
             do {
-                try processBytes(bytes, receivedAt: receivedAt, trID: &trID, fast: fast, encoded: encoded, emit: emit)
+                try processBytes(
+                    bytes, receivedAt: receivedAt, trID: &trID, trOrdinal: &trOrdinal, fast: fast, encoded: encoded,
+                    emit: emit)
                 return nil
             } catch let error as FrameError {
                 return error
             }
         }
         if let error = result {
+            if trID == nil && trOrdinal >= 0 { trID = layouts[trOrdinal].trID }
             try deadLetter(
                 error, raw: String(decoding: bytes, as: UTF8.self), trID: trID, receivedAt: receivedAt, emit: emit)
         }
@@ -232,8 +237,8 @@ public struct FramePipeline: Sendable {
     }
 
     private mutating func processBytes(
-        _ bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, trID trIDOut: inout String?, fast: Bool,
-        encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
+        _ bytes: UnsafeBufferPointer<UInt8>, receivedAt: Int64, trID trIDOut: inout String?, trOrdinal: inout Int,
+        fast: Bool, encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
     ) throws {
         guard let first = bytes.first else { throw FrameError(.emptyMessage, "empty message") }
         if first == UInt8(ascii: "{") || first == UInt8(ascii: " ") || first == UInt8(ascii: "\t")
@@ -269,11 +274,12 @@ public struct FramePipeline: Sendable {
         else {
             throw FrameError(.malformedHeader, "tr_id is empty or not alphanumeric")
         }
-        let trID = known?.trID ?? String(decoding: trBytes, as: UTF8.self)
-        trIDOut = trID
         if let known {
+            trOrdinal = known.ordinal
             perTR[known.ordinal].frames += 1
         } else {
+            let trID = String(decoding: trBytes, as: UTF8.self)
+            trIDOut = trID
             counters.framesByTrID.increment(bounded: trID)
         }
         let countBytes = UnsafeBufferPointer(rebasing: bytes[(bar1 + 1)..<bar2])
@@ -290,23 +296,24 @@ public struct FramePipeline: Sendable {
                 "record count \"\(String(decoding: countBytes.prefix(12), as: UTF8.self))\" is not a positive number")
         }
         guard let layout = known else {
-            throw FrameError(.unmappedTrID, "no mapping for tr_id \(trID)")
+            throw FrameError(.unmappedTrID, "no mapping for tr_id \(String(decoding: trBytes, as: UTF8.self))")
         }
         let payload = UnsafeBufferPointer(rebasing: bytes[(bar2 + 1)...])
         if first == UInt8(ascii: "1") {
-            guard let key = keys[trID] else {
-                throw FrameError(.missingKey, "encrypted \(trID) frame before its subscription ack (no AES key yet)")
+            guard let key = keys[layout.trID] else {
+                throw FrameError(.missingKey, "encrypted \(layout.trID) frame before its subscription ack (no AES key yet)")
             }
             let plaintext = try key.decrypt(base64: payload)
             try plaintext.withUnsafeBufferPointer { p in
-                guard validUTF8(p) else { throw FrameError(.invalidUTF8, "decrypted \(trID) payload is not UTF-8") }
+                guard validUTF8(p) else { throw FrameError(.invalidUTF8, "decrypted \(layout.trID) payload is not UTF-8") }
                 try records(
-                    p, layout: layout, count: Int(count), receivedAt: receivedAt, fast: fast, encoded: encoded, emit: emit)
+                    p, layout: layout, trBytes: trBytes, count: count, receivedAt: receivedAt, fast: fast,
+                    encoded: encoded, emit: emit)
             }
         } else {
             try records(
-                payload, layout: layout, count: Int(count), receivedAt: receivedAt, fast: fast, encoded: encoded,
-                emit: emit)
+                payload, layout: layout, trBytes: trBytes, count: count, receivedAt: receivedAt, fast: fast,
+                encoded: encoded, emit: emit)
         }
     }
 
@@ -323,8 +330,8 @@ public struct FramePipeline: Sendable {
     }
 
     private mutating func records(
-        _ payload: UnsafeBufferPointer<UInt8>, layout: TrLayout, count: Int, receivedAt: Int64, fast: Bool,
-        encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
+        _ payload: UnsafeBufferPointer<UInt8>, layout: TrLayout, trBytes: UnsafeBufferPointer<UInt8>, count: Int,
+        receivedAt: Int64, fast: Bool, encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
     ) throws {
         let fieldCount = splitFields(payload, into: &starts) - 1
         guard fieldCount % count == 0 else {
@@ -362,72 +369,70 @@ public struct FramePipeline: Sendable {
                 try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { headerScratch in
                     var receivedText = WireWriter(headerScratch.baseAddress!)
                     receivedText.decimal(receivedAt)
-                    var trText = layout.trID
-                    try trText.withUTF8 { trBytes in
-                        for index in 0..<count {
-                            let record = RecordView(payload: payload, starts: s, first: index * width, width: width)
-                            if fast, let kind {
-                                var w = WireWriter(scratch.baseAddress!)
-                                let timestamp: Int64? =
-                                    switch layout.mapping {
-                                    case .domesticTrade: mapper.wireDomesticTrade(record, into: &w)
-                                    case .overseasTrade: mapper.wireOverseasTrade(record, into: &w)
-                                    case .domesticBook: mapper.wireDomesticBook(record, kstDay: kstDay, into: &w)
-                                    case .overseasBook: mapper.wireOverseasBook(record, into: &w)
-                                    case .executionNotice: nil
-                                    }
-                                if let timestamp {
-                                    var position = WireWriter(headerScratch.baseAddress! + 32)
-                                    position.decimal(Int64(index + 1))
-                                    position.byte(UInt8(ascii: "/"))
-                                    position.decimal(Int64(count))
-                                    published += 1
-                                    try encoded(
-                                        EncodedRecord(
-                                            kind: kind, topic: marketTopic, key: UnsafeRawBufferPointer(record.bytes(0)),
-                                            value: w.bytes, timestampMs: KafkaRecord.milliseconds(timestamp),
-                                            trID: UnsafeRawBufferPointer(trBytes), receivedAt: receivedText.bytes,
-                                            position: position.bytes))
-                                    continue
-                                }
-                                // Declined: the general mapping below gives the exact error (or the message).
-                            }
-                            let event: MarketEvent
-                            let topic: String
-                            do {
+                    // The tr_id header is the tr_id's bytes in the frame (`trBytes`): no `String` per frame.
+                    for index in 0..<count {
+                        let record = RecordView(payload: payload, starts: s, first: index * width, width: width)
+                        if fast, let kind {
+                            var w = WireWriter(scratch.baseAddress!)
+                            let timestamp: Int64? =
                                 switch layout.mapping {
-                                case .domesticTrade:
-                                    event = .tick(try mapper.domesticTrade(record))
-                                    topic = tickTopic
-                                case .overseasTrade:
-                                    event = .tick(try mapper.overseasTrade(record))
-                                    topic = tickTopic
-                                case .domesticBook:
-                                    event = .orderBook(try mapper.domesticBook(record, receivedAt: receivedAt))
-                                    topic = bookTopic
-                                case .overseasBook:
-                                    event = .orderBook(try mapper.overseasBook(record))
-                                    topic = bookTopic
-                                case .executionNotice:
-                                    let notice = try mapper.executionNotice(record, trID: layout.trID, receivedAt: receivedAt)
-                                    guard let noticeTopic = topics.resolvedNotice else {
-                                        mapper.stats.noticesNotPublished += 1
-                                        continue
-                                    }
-                                    event = .notice(notice)
-                                    topic = noticeTopic
+                                case .domesticTrade: mapper.wireDomesticTrade(record, into: &w)
+                                case .overseasTrade: mapper.wireOverseasTrade(record, into: &w)
+                                case .domesticBook: mapper.wireDomesticBook(record, kstDay: kstDay, into: &w)
+                                case .overseasBook: mapper.wireOverseasBook(record, into: &w)
+                                case .executionNotice: nil
                                 }
-                            } catch let error as FrameError {
-                                failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
+                            if let timestamp {
+                                var position = WireWriter(headerScratch.baseAddress! + 32)
+                                position.decimal(Int64(index + 1))
+                                position.byte(UInt8(ascii: "/"))
+                                position.decimal(Int64(count))
+                                published += 1
+                                try encoded(
+                                    EncodedRecord(
+                                        kind: kind, topic: marketTopic, key: UnsafeRawBufferPointer(record.bytes(0)),
+                                        value: w.bytes, timestampMs: KafkaRecord.milliseconds(timestamp),
+                                        trID: UnsafeRawBufferPointer(trBytes), receivedAt: receivedText.bytes,
+                                        position: position.bytes))
                                 continue
                             }
-                            published += 1
-                            try emit(
-                                .market(
-                                    MarketMessage(
-                                        topic: topic, event: event, trID: layout.trID, receivedAt: receivedAt,
-                                        recordIndex: index, recordCount: count)))
+                            // Declined: the general mapping below gives the exact error (or the message).
                         }
+                        let event: MarketEvent
+                        let topic: String
+                        do {
+                            switch layout.mapping {
+                            case .domesticTrade:
+                                event = .tick(try mapper.domesticTrade(record))
+                                topic = tickTopic
+                            case .overseasTrade:
+                                event = .tick(try mapper.overseasTrade(record))
+                                topic = tickTopic
+                            case .domesticBook:
+                                event = .orderBook(try mapper.domesticBook(record, receivedAt: receivedAt))
+                                topic = bookTopic
+                            case .overseasBook:
+                                event = .orderBook(try mapper.overseasBook(record))
+                                topic = bookTopic
+                            case .executionNotice:
+                                let notice = try mapper.executionNotice(record, trID: layout.trID, receivedAt: receivedAt)
+                                guard let noticeTopic = topics.resolvedNotice else {
+                                    mapper.stats.noticesNotPublished += 1
+                                    continue
+                                }
+                                event = .notice(notice)
+                                topic = noticeTopic
+                            }
+                        } catch let error as FrameError {
+                            failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
+                            continue
+                        }
+                        published += 1
+                        try emit(
+                            .market(
+                                MarketMessage(
+                                    topic: topic, event: event, trID: layout.trID, receivedAt: receivedAt,
+                                    recordIndex: index, recordCount: count)))
                     }
                 }
             }
