@@ -40,14 +40,28 @@ public struct TrLayout: Sendable, Hashable {
     /// The TRs the pipeline maps (protocol reference §13, §14). Every other tr_id is dead-lettered as unmapped.
     public static let known: [String: TrLayout] = Dictionary(uniqueKeysWithValues: all.map { ($0.trID, $0) })
 
-    private static let allBytes: [[UInt8]] = all.map { Array($0.trID.utf8) }
-
-    /// The layout whose tr_id is exactly `bytes`, by comparing bytes (no String, no hashing: the hot path).
-    @inline(__always)
-    static func lookup(_ bytes: UnsafeBufferPointer<UInt8>) -> TrLayout? {
-        for (i, candidate) in allBytes.enumerated() where candidate.count == bytes.count {
-            if candidate.withUnsafeBufferPointer({ memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }) { return all[i] }
+    /// Finds the layout of a frame's tr_id bytes, for the hot path: held by its user (the pipeline), so a lookup
+    /// touches no global and retains nothing; an 8-byte tr_id (all the known ones) is one word compare per layout.
+    struct Table: Sendable {
+        private let layouts = TrLayout.all
+        private let wordKeys: [(key: UInt64, ordinal: Int)] = TrLayout.all.compactMap { layout in
+            let bytes = Array(layout.trID.utf8)
+            guard bytes.count == 8 else { return nil }
+            return (bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, layout.ordinal)
         }
-        return nil
+
+        /// The layout whose tr_id is exactly `bytes`.
+        @inline(__always)
+        func layout(_ bytes: UnsafeBufferPointer<UInt8>) -> TrLayout? {
+            if bytes.count == 8, let base = bytes.baseAddress {
+                let key = UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)
+                for entry in wordKeys where entry.key == key { return layouts[entry.ordinal] }
+                return nil
+            }
+            return layouts.first { $0.trID.utf8.elementsEqual(bytes) }
+        }
+
+        /// The layout at `ordinal` (`TrLayout.all[ordinal]`).
+        subscript(ordinal: Int) -> TrLayout { layouts[ordinal] }
     }
 }

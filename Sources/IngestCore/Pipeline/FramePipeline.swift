@@ -110,29 +110,13 @@ public struct FramePipeline: Sendable {
 
     private var keys: [String: AESKey] = [:]
     private var starts: [Int32] = []
-    /// `TrLayout.all`, and the ordinals of its 8-byte tr_ids (all of them today) keyed by those 8 bytes as one
-    /// word: the hot path finds a frame's layout with a few integer compares, touching no global and no array of
-    /// arrays (`TrLayout.lookup` retained and released them per frame).
-    private let layouts = TrLayout.all
-    private let wordKeys: [(key: UInt64, ordinal: Int)] = TrLayout.all.compactMap { layout in
-        let bytes = Array(layout.trID.utf8)
-        guard bytes.count == 8 else { return nil }
-        return (bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, layout.ordinal)
-    }
+    /// The hot path's tr_id lookup (no global access, no retain per frame).
+    private let layouts = TrLayout.Table()
 
     public init(topics: TopicConfiguration = TopicConfiguration()) {
         self.topics = topics
         starts = [Int32](repeating: 0, count: 1024)
         resolveTopics()
-    }
-
-    /// The layout whose tr_id is exactly `bytes` (as `TrLayout.lookup`).
-    @inline(__always)
-    private func layout(_ bytes: UnsafeBufferPointer<UInt8>) -> TrLayout? {
-        guard bytes.count == 8, let base = bytes.baseAddress else { return TrLayout.lookup(bytes) }
-        let key = UnsafeRawPointer(base).loadUnaligned(as: UInt64.self)
-        for entry in wordKeys where entry.key == key { return layouts[entry.ordinal] }
-        return nil
     }
 
     /// Forgets the AES keys: call on every new connection (keys are per connection).
@@ -267,7 +251,7 @@ public struct FramePipeline: Sendable {
         }
         let trBytes = UnsafeBufferPointer(rebasing: bytes[2..<bar1])
         // A known tr_id is alphanumeric: only an unknown one is checked byte by byte.
-        let known = layout(trBytes)
+        let known = layouts.layout(trBytes)
         guard known != nil
             || (!trBytes.isEmpty && trBytes.count <= 16
                 && trBytes.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) }))
