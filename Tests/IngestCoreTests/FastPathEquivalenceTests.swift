@@ -86,6 +86,8 @@ import Testing
             "0.0000000000000000000001", "12345678901234567", "삼성", "\u{FFFD}", "20250231", "19691231", "22620101",
             "20250730", "240000", "235959", "096060", "1.2.3", "+", "-", " 1", String(repeating: "9", count: 40),
             "DNASAAPL", "005930", "123456789012345678901234567890123",
+            // Short fields that the word-at-a-time number parsers see with their neighbours in the same word.
+            "5.", ".5", "-.5", "+.", ".", "12.", "1..2", "--1", "1-", "-+1", "0-", "00000000", "9999999.", "^", "١٢",
         ]
         var base: [String] = []
         for file in ["H0STCNT0.txt", "H0STASP0.txt", "HDFSCNT0.txt"] {
@@ -112,7 +114,26 @@ import Testing
             if round % 50 == 0 { fields.append("extra") }
             if round % 71 == 0 { fields.removeLast() }
             let time = receiveTime + Int64(rng.next() % 86_400_000_000_000)
-            messages.append(([parts[0], parts[1], parts[2], fields.joined(separator: "^")].joined(separator: "|"), time, false))
+            // The header too: counts of other widths or that do not divide the fields, and several records (the
+            // fast path takes the 3-digit count and the shape KIS sends, the general path everything).
+            var count = parts[2]
+            var payload = fields.joined(separator: "^")
+            switch round % 17 {
+            case 0: count = "1"
+            case 1: count = "0001"
+            case 2: count = "000"
+            case 3: count = "002"
+            case 4, 5:
+                // Several records, up to ones too many for the stack's offsets (more than 1 500 bytes).
+                let n = 2 + Int(rng.next() % 12)
+                count = String(format: "%03d", n)
+                payload = (0..<n).map { _ in payload }.joined(separator: "^")
+            case 6:
+                // Many short fields in a short payload: more offsets than the stack holds.
+                payload += String(repeating: "^", count: 300)
+            default: break
+            }
+            messages.append(([parts[0], parts[1], count, payload].joined(separator: "|"), time, false))
         }
         let r = Self.bothPaths(messages, topics: TopicConfiguration())
         #expect(r.encoded > 300, "some damaged frames still map")

@@ -221,4 +221,31 @@ import Testing
             #expect(FastEncoding.position(i, of: n) == Array("\(i)/\(n)".utf8))
         }
     }
+
+    /// The hot path's header digits (`WireWriter`, eight at a time, whole words stored): every digit count and sign,
+    /// and random values, as `String(v)` writes them, with nothing written past the digits that is kept.
+    @Test func wireWriterDigits() {
+        var values: [Int64] = [0, 1, 9, 10, 99, 100, .max, .min, -1, -9, -10]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -(power - 1), -power]
+        }
+        var rng = SplitMix64(seed: 19)
+        for _ in 0..<20_000 { values.append(Int64(bitPattern: rng.next()) >> Int64(rng.next() % 64)) }
+        for v in values {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { scratch in
+                var w = WireWriter(scratch.baseAddress!)
+                w.decimal(v)
+                #expect(Array(w.bytes) == Array(String(v).utf8), "\(v)")
+            }
+        }
+        for (i, n) in [(1, 10), (10, 12), (123, 456), (99_999_999, 100_000_000)] {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { scratch in
+                var w = WireWriter(scratch.baseAddress!)
+                w.position(i, of: n)
+                #expect(Array(w.bytes) == Array("\(i)/\(n)".utf8))
+            }
+        }
+    }
 }

@@ -64,4 +64,47 @@ import Testing
         #expect(Self.int("9223372036854775807") == Int64.max)
         #expect(Self.int("9223372036854775808") == nil)
     }
+
+    /// The word-at-a-time variants read eight bytes ending at the field's end, so the bytes before a short field are
+    /// in the word: with every kind of byte there (digits, points, signs, the separator), for every field of up to
+    /// ten bytes drawn from the characters numbers are made of, they must give what the byte loops give.
+    @Test func wordAtATimeAgreesWithTheByteLoops() {
+        var rng = SplitMix64(seed: 0xF1E1D)
+        let alphabet = Array("0123456789000.-+^x".utf8)
+        let before = Array("0123456789.-+^|xÿ".utf8)
+        var checked = 0
+        for _ in 0..<200_000 {
+            let length = Int(rng.next() % 11)
+            let field = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            let prefix = (0..<8).map { _ in before[Int(rng.next() % UInt64(before.count))] }
+            let buffer = prefix + field
+            buffer.withUnsafeBufferPointer { all in
+                let bytes = UnsafeBufferPointer(rebasing: all[8...])
+                let expectedDouble = LenientNumber.double(bytes)
+                let expectedInt = LenientNumber.int64(bytes)
+                let gotDouble = LenientNumber.double(bytes, readableFrom: all.baseAddress!)
+                let gotInt = LenientNumber.int64(bytes, readableFrom: all.baseAddress!)
+                let text = String(decoding: field, as: UTF8.self)
+                #expect(gotDouble?.bitPattern == expectedDouble?.bitPattern, "double \"\(text)\"")
+                #expect(gotInt == expectedInt, "int64 \"\(text)\"")
+                // Without readable bytes before it, the field takes the byte loop: the same again.
+                #expect(LenientNumber.double(bytes, readableFrom: bytes.baseAddress ?? all.baseAddress!)?.bitPattern
+                    == expectedDouble?.bitPattern)
+            }
+            checked += 1
+        }
+        #expect(checked == 200_000)
+    }
+
+    @Test(arguments: ["5.", ".5", "-.5", "+.5", "-5.", "0.", "-0", "-0.00", "00000000", "99999999", "9999999.", ".9999999",
+                      "+9999999", "-1234567", "1.234567", "12345678"])
+    func wordAtATimeEdgeCases(text: String) {
+        let buffer = Array("00000000".utf8) + Array(text.utf8)
+        buffer.withUnsafeBufferPointer { all in
+            let bytes = UnsafeBufferPointer(rebasing: all[8...])
+            #expect(LenientNumber.double(bytes, readableFrom: all.baseAddress!)?.bitPattern == LenientNumber.double(bytes)?.bitPattern)
+            #expect(LenientNumber.int64(bytes, readableFrom: all.baseAddress!) == LenientNumber.int64(bytes))
+            #expect(LenientNumber.double(bytes) != nil, "\(text) is a number")
+        }
+    }
 }

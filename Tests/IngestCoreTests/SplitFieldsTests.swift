@@ -1,3 +1,4 @@
+internal import CKISScan
 import Testing
 
 @testable import IngestCore
@@ -44,5 +45,33 @@ import Testing
         let field = Array("005930^093001^71900".utf8)
         let long = Array((0..<500).map { _ in field }.joined(separator: [UInt8(ascii: "^")]))
         #expect(split(long, startingWith: 64) == reference(long))
+    }
+
+    /// The AVX-512 scan (where this CPU has it) and the SSE2 scan: the same offsets on every input, resuming after
+    /// running out of room anywhere.
+    @Test(arguments: [1, 2])
+    func bothScansMatchTheReference(level: Int32) {
+        var rng = SplitMix64(seed: 7 + UInt64(level))
+        let alphabet: [UInt8] = [0x5E, 0x5E, 0x5F, 0x5D, 0xDE, 0x1E, 0x00, 0xFF, 0x30, 0x39]
+        for round in 0..<4_000 {
+            let length = Int(rng.next() % 400)
+            let bytes = (0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            // Room for `room` offsets at a time: the scan stops and resumes until it has seen every byte.
+            let room = 1 + Int(rng.next() % 100)
+            var out: [Int32] = [0]
+            var scratch = [Int32](repeating: -7, count: room + 64)
+            var position = 0
+            bytes.withUnsafeBufferPointer { b in
+                while true {
+                    let n = scratch.withUnsafeMutableBufferPointer { s in
+                        kis_scan_separators_at(level, b.baseAddress ?? UnsafePointer(bitPattern: 1)!, b.count, &position, s.baseAddress!, 0, s.count - 1)
+                    }
+                    out += scratch.prefix(n)
+                    if position == b.count { break }
+                }
+            }
+            out.append(Int32(bytes.count + 1))
+            #expect(out == reference(bytes), "level \(level), round \(round), \(length) bytes, room \(room)")
+        }
     }
 }

@@ -9,9 +9,17 @@
 /// 16-byte block (or the byte) that might not fit, when `out` could overflow: then `*position` is where to resume,
 /// after making room; otherwise `*position` is `length`.
 ///
-/// Sixteen bytes per compare on x86-64 (SSE2, part of the baseline), a byte at a time elsewhere and for payloads
-/// under 16 bytes.
+/// On x86-64, 64 bytes per compare with AVX-512 VBMI2 where the CPU has it, else sixteen (SSE2, the baseline); a
+/// byte at a time elsewhere. Entries of `out` past the returned count may be overwritten (with stale values).
 size_t kis_scan_separators(
     const uint8_t *bytes, size_t length, size_t *position, int32_t *out, size_t count, size_t capacity);
+
+/// Which scan `kis_scan_separators` uses: 1 = SSE2, 2 = AVX-512 VBMI2 (0 off x86-64). Decided on first use.
+int kis_scan_level(void);
+
+/// `kis_scan_separators` with the scan of `level` (2 falls back to 1 where the CPU lacks AVX-512 VBMI2): for tests
+/// and benchmarks that compare the two.
+size_t kis_scan_separators_at(
+    int level, const uint8_t *bytes, size_t length, size_t *position, int32_t *out, size_t count, size_t capacity);
 
 #endif

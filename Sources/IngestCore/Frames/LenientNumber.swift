@@ -118,3 +118,109 @@ enum LenientNumber {
         return value
     }
 }
+
+// MARK: Fields of up to eight bytes, eight bytes at a time
+//
+// KIS prices, quantities and rates are at most eight characters in nearly every record (`71900`, `-0.14`, `1097355`).
+// These variants read such a field as one little-endian word that *ends* at the field's last byte, so they need the
+// eight bytes before the field's end to be readable (the caller passes the lowest readable address: a frame's fields
+// always have its header before them). They give exactly what `double(_:)` and `int64(_:)` give, for every input
+// (`LenientNumberTests` compares them on random text), without a loop or a branch per byte.
+extension LenientNumber {
+    /// `double(_:)`, eight bytes at a time when `bytes` is 1–8 bytes long and its eight bytes before the end are
+    /// readable (at or after `floor`).
+    @inline(__always)
+    static func double(_ bytes: UnsafeBufferPointer<UInt8>, readableFrom floor: UnsafePointer<UInt8>) -> Double? {
+        let n = bytes.count
+        if let base = bytes.baseAddress, n &- 1 < 8, base + n - 8 >= floor {
+            return shortDouble(UnsafeRawPointer(base + n - 8).loadUnaligned(as: UInt64.self), length: n)
+        }
+        return double(bytes)
+    }
+
+    /// `int64(_:)`, eight bytes at a time under the same conditions as `double(_:readableFrom:)`.
+    @inline(__always)
+    static func int64(_ bytes: UnsafeBufferPointer<UInt8>, readableFrom floor: UnsafePointer<UInt8>) -> Int64? {
+        let n = bytes.count
+        if let base = bytes.baseAddress, n &- 1 < 8, base + n - 8 >= floor {
+            return shortInt64(UnsafeRawPointer(base + n - 8).loadUnaligned(as: UInt64.self), length: n)
+        }
+        return int64(bytes)
+    }
+
+    private static let zeros: UInt64 = 0x3030_3030_3030_3030
+
+    /// The field in the top `length` bytes of `word` (1…8) without its sign: the rest of the word filled with `'0'`,
+    /// the sign's flag, and how many bytes the unsigned part has (0 when the field is a bare sign).
+    @inline(__always)
+    private static func unsigned(_ word: UInt64, length n: Int) -> (digits: UInt64, negative: Bool, length: Int) {
+        let first = UInt8(truncatingIfNeeded: word &>> (UInt64(8 &- n) &* 8))
+        let signed = first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
+        let m = signed ? n &- 1 : n
+        // The field's bytes are the top `m` bytes; a shift by 64 (m = 0) must not happen.
+        let mask: UInt64 = m == 0 ? 0 : ~0 &<< (UInt64(8 &- m) &* 8)
+        return ((word & mask) | (zeros & ~mask), first == UInt8(ascii: "-"), m)
+    }
+
+    /// `true` when all eight bytes are ASCII digits.
+    @inline(__always)
+    private static func allDigits(_ w: UInt64) -> Bool {
+        (w & 0xF0F0_F0F0_F0F0_F0F0) | (((w &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4)
+            == 0x3333_3333_3333_3333
+    }
+
+    /// The value of eight ASCII digits, the first byte (lowest address) the most significant.
+    @inline(__always)
+    static func eightDigits(_ w: UInt64) -> UInt64 {
+        var v = w &- zeros
+        v = (v &* 10) &+ (v >> 8)
+        v = (((v & 0x0000_00FF_0000_00FF) &* (100 &+ (1_000_000 << 32)))
+            &+ (((v >> 16) & 0x0000_00FF_0000_00FF) &* (1 &+ (10_000 << 32)))) >> 32
+        return v
+    }
+
+    /// 10^k for 1 ≤ k ≤ 7 (a point in a field of at most eight bytes leaves at most seven fraction digits).
+    @inline(__always)
+    private static func fractionScale(_ k: Int) -> Double {
+        switch k {
+        case 1: 1e1
+        case 2: 1e2
+        case 3: 1e3
+        case 4: 1e4
+        case 5: 1e5
+        case 6: 1e6
+        default: 1e7
+        }
+    }
+
+    @inline(__always)
+    static func shortInt64(_ word: UInt64, length n: Int) -> Int64? {
+        let (w, negative, m) = unsigned(word, length: n)
+        guard m > 0, allDigits(w) else { return nil }
+        let v = Int64(truncatingIfNeeded: eightDigits(w))
+        return negative ? -v : v
+    }
+
+    @inline(__always)
+    static func shortDouble(_ word: UInt64, length n: Int) -> Double? {
+        var (w, negative, m) = unsigned(word, length: n)
+        // A point: the lowest byte equal to '.' (exact for the lowest one; a second point fails the digit test).
+        let x = w ^ 0x2E2E_2E2E_2E2E_2E2E
+        let points = (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+        var fractionDigits = 0
+        if points != 0 {
+            // Digits besides the point are needed (".", "-." are not numbers).
+            guard m > 1 else { return nil }
+            let p = points.trailingZeroBitCount >> 3
+            fractionDigits = 7 &- p
+            // Take the point out: the bytes below it move up one byte, a '0' comes in at the bottom.
+            let below: UInt64 = (1 &<< (UInt64(p) &* 8)) &- 1
+            let above: UInt64 = p == 7 ? 0 : ~0 &<< (UInt64(p &+ 1) &* 8)
+            w = (w & above) | ((w & below) &<< 8) | 0x30
+        }
+        guard m > 0, allDigits(w) else { return nil }
+        var value = Double(eightDigits(w))
+        if fractionDigits > 0 { value /= fractionScale(fractionDigits) }
+        return negative ? -value : value
+    }
+}

@@ -12,16 +12,39 @@ struct RecordView {
     let first: Int
     /// Fields in this record (documented layout plus any trailing extras).
     let width: Int
+    /// The lowest address that may be read: a field's number is read eight bytes at a time, as a word ending at the
+    /// field's last byte, when that word starts here or later (`LenientNumber.double(_:readableFrom:)`).
+    let floor: UnsafePointer<UInt8>
+
+    init(payload: UnsafeBufferPointer<UInt8>, starts: UnsafeBufferPointer<Int32>, first: Int, width: Int,
+         readableFrom floor: UnsafePointer<UInt8>? = nil) {
+        self.payload = payload
+        self.starts = starts
+        self.first = first
+        self.width = width
+        self.floor = floor ?? payload.baseAddress.map { UnsafePointer($0) } ?? UnsafePointer(bitPattern: 1)!
+    }
 
     /// The raw bytes of field `i` of this record (0-based, KIS's `#i`).
     @inline(__always)
     func bytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
-        let s = Int(starts[first + i])
-        let e = Int(starts[first + i + 1]) - 1
-        return UnsafeBufferPointer(rebasing: payload[s..<e])
+        // The offsets come from `splitFields`: strictly increasing and within the payload (the end marker is one past
+        // its end), so neither the subtraction nor the slice needs a check.
+        let k = starts.baseAddress! + (first &+ i)
+        let s = Int(truncatingIfNeeded: k[0])
+        let e = Int(truncatingIfNeeded: k[1]) &- 1
+        return UnsafeBufferPointer(start: payload.baseAddress.map { $0 + s }, count: e &- s)
     }
 
     func string(_ i: Int) -> String { String(decoding: bytes(i), as: UTF8.self) }
+
+    /// `LenientNumber.double` of field `i`.
+    @inline(__always)
+    func double(_ i: Int) -> Double? { LenientNumber.double(bytes(i), readableFrom: floor) }
+
+    /// `LenientNumber.int64` of field `i`.
+    @inline(__always)
+    func int64(_ i: Int) -> Int64? { LenientNumber.int64(bytes(i), readableFrom: floor) }
 }
 
 /// Splits a payload on `^`, keeping empty fields, into `starts[0..<n]` (the returned `n` is one more than the number

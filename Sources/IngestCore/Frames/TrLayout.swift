@@ -23,6 +23,15 @@ public struct TrLayout: Sendable, Hashable {
         self.ordinal = ordinal
     }
 
+    /// What the hot path needs of a layout, without its tr_id `String` (copying a `TrLayout` retains it).
+    struct Shape {
+        let ordinal: Int
+        let mapping: Mapping
+        let documentedWidth: Int
+    }
+
+    var shape: Shape { Shape(ordinal: ordinal, mapping: mapping, documentedWidth: documentedWidth) }
+
     /// The TRs the pipeline maps, in `ordinal` order.
     public static let all: [TrLayout] = {
         let list = [
@@ -59,6 +68,30 @@ public struct TrLayout: Sendable, Hashable {
                 return nil
             }
             return layouts.first { $0.trID.utf8.elementsEqual(bytes) }
+        }
+
+        /// The ordinal of the trade or order book TR whose 8-byte tr_id is `word` (little-endian), or -1: one
+        /// compare per TR, constants only (`TrLayoutTests` checks them against `TrLayout.all`).
+        @inline(__always)
+        static func marketOrdinal(word: UInt64) -> Int {
+            switch word {
+            case 0x3054_4E43_5453_3048: 0  // H0STCNT0
+            case 0x3050_5341_5453_3048: 1  // H0STASP0
+            case 0x3054_4E43_5346_4448: 2  // HDFSCNT0
+            case 0x3050_5341_5346_4448: 3  // HDFSASP0
+            default: -1
+            }
+        }
+
+        /// The shape of a market TR by the ordinal `marketOrdinal(word:)` gave (constants, as `TrLayout.all` has them).
+        @inline(__always)
+        static func marketShape(_ ordinal: Int) -> Shape {
+            switch ordinal {
+            case 0: Shape(ordinal: 0, mapping: .domesticTrade, documentedWidth: 46)
+            case 1: Shape(ordinal: 1, mapping: .domesticBook, documentedWidth: 59)
+            case 2: Shape(ordinal: 2, mapping: .overseasTrade, documentedWidth: 26)
+            default: Shape(ordinal: 3, mapping: .overseasBook, documentedWidth: 71)
+            }
         }
 
         /// The layout at `ordinal` (`TrLayout.all[ordinal]`).

@@ -59,9 +59,10 @@ public final class KafkaProducer: Sendable {
         rd_kafka_conf_set_opaque(conf, opaque)
         rd_kafka_conf_set_dr_msg_cb(conf) { _, message, opaque in
             guard let message, let opaque else { return }
-            // The per-message opaque carries the monotonic enqueue time (see `send`).
-            let enqueuedAt = UInt64(UInt(bitPattern: message.pointee._private))
-            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue().delivered(message.pointee.err, enqueuedAt: enqueuedAt)
+            // librdkafka timed the message from the produce call (its own enqueue stamp): no clock read of ours per
+            // message on either side.
+            Unmanaged<ProducerSink>.fromOpaque(opaque).takeUnretainedValue()
+                .delivered(message.pointee.err, latencyMicroseconds: rd_kafka_message_latency(message))
         }
         rd_kafka_conf_set_error_cb(conf) { rk, err, reason, opaque in
             guard let opaque else { return }
@@ -145,7 +146,7 @@ public final class KafkaProducer: Sendable {
         rd_kafka_header_add(headers, "recv_time_ns", 12, record.receivedAt.baseAddress, record.receivedAt.count)
         rd_kafka_header_add(headers, "record", 6, record.position.baseAddress, record.position.count)
         let error = produce(
-            topic: record.topic, key: record.key, value: record.value, timestampMs: record.timestampMs,
+            topicName: record.topicName, key: record.key, value: record.value, timestampMs: record.timestampMs,
             headers: headers)
         guard let error else {
             sink.enqueued.add(1, ordering: .relaxed)
@@ -161,27 +162,32 @@ public final class KafkaProducer: Sendable {
         headers: OpaquePointer?
     ) -> OpaquePointer? {
         topic.withCString { topicName in
-            withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { vu in
-                vu.initialize(repeating: rd_kafka_vu_t())
-                vu[0].vtype = RD_KAFKA_VTYPE_TOPIC
-                vu[0].u.cstr = topicName
-                vu[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                vu[1].u.i = RD_KAFKA_MSG_F_COPY
-                vu[2].vtype = RD_KAFKA_VTYPE_KEY
-                vu[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
-                vu[2].u.mem.size = key.count
-                vu[3].vtype = RD_KAFKA_VTYPE_VALUE
-                vu[3].u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
-                vu[3].u.mem.size = value.count
-                vu[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP
-                vu[4].u.i64 = timestampMs
-                vu[5].vtype = RD_KAFKA_VTYPE_HEADERS
-                vu[5].u.headers = headers
-                // The per-message opaque carries the monotonic enqueue time, for the produce-latency histogram.
-                vu[6].vtype = RD_KAFKA_VTYPE_OPAQUE
-                vu[6].u.ptr = UnsafeMutableRawPointer(bitPattern: UInt(DispatchTime.now().uptimeNanoseconds))
-                return rd_kafka_produceva(handle.pointer, vu.baseAddress, 7)
-            }
+            produce(topicName: topicName, key: key, value: value, timestampMs: timestampMs, headers: headers)
+        }
+    }
+
+    @inline(__always)
+    private func produce(
+        topicName: UnsafePointer<CChar>, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+        timestampMs: Int64, headers: OpaquePointer?
+    ) -> OpaquePointer? {
+        withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6) { vu in
+            vu.initialize(repeating: rd_kafka_vu_t())
+            vu[0].vtype = RD_KAFKA_VTYPE_TOPIC
+            vu[0].u.cstr = topicName
+            vu[1].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+            vu[1].u.i = RD_KAFKA_MSG_F_COPY
+            vu[2].vtype = RD_KAFKA_VTYPE_KEY
+            vu[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: key.baseAddress)
+            vu[2].u.mem.size = key.count
+            vu[3].vtype = RD_KAFKA_VTYPE_VALUE
+            vu[3].u.mem.ptr = UnsafeMutableRawPointer(mutating: value.baseAddress)
+            vu[3].u.mem.size = value.count
+            vu[4].vtype = RD_KAFKA_VTYPE_TIMESTAMP
+            vu[4].u.i64 = timestampMs
+            vu[5].vtype = RD_KAFKA_VTYPE_HEADERS
+            vu[5].u.headers = headers
+            return rd_kafka_produceva(handle.pointer, vu.baseAddress, 6)
         }
     }
 
@@ -313,12 +319,11 @@ final class ProducerSink: Sendable {
 
     let latency = Mutex(LatencyHistogram())
 
-    func delivered(_ err: rd_kafka_resp_err_t, enqueuedAt: UInt64) {
+    func delivered(_ err: rd_kafka_resp_err_t, latencyMicroseconds: Int64) {
         if err == RD_KAFKA_RESP_ERR_NO_ERROR {
             delivered.add(1, ordering: .relaxed)
-            if enqueuedAt > 0 {
-                let ns = Int64(bitPattern: DispatchTime.now().uptimeNanoseconds &- enqueuedAt)
-                latency.withLock { $0.record(nanoseconds: ns) }
+            if latencyMicroseconds >= 0 {
+                latency.withLock { $0.record(nanoseconds: latencyMicroseconds &* 1000) }
             }
         } else {
             let name = String(cString: rd_kafka_err2name(err))

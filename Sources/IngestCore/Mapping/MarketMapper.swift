@@ -214,17 +214,36 @@ struct MarketMapper {
     // message). Optional fields and counters behave exactly as in the general mappings.
 
     @inline(__always)
-    private static func asciiSymbol(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard !b.isEmpty, b.count <= 32 else { return false }
+    private static func asciiSymbol(_ b: UnsafeBufferPointer<UInt8>, readableFrom floor: UnsafePointer<UInt8>) -> Bool {
+        guard !b.isEmpty, b.count <= 32, let base = b.baseAddress else { return false }
+        if b.count <= 8, base + b.count - 8 >= floor {
+            // One word ending at the symbol's last byte; only the symbol's own bytes are tested.
+            let word = UnsafeRawPointer(base + b.count - 8).loadUnaligned(as: UInt64.self)
+            return word & (~0 &<< (UInt64(8 &- b.count) &* 8)) & 0x8080_8080_8080_8080 == 0
+        }
         for c in b where c >= 0x80 { return false }
         return true
     }
 
     @inline(__always)
     private mutating func optionalDouble(_ r: RecordView, _ i: Int, defaultKey: StaticString) -> Double {
-        if let v = LenientNumber.double(r.bytes(i)) { return v }
-        stats.fieldDefaults["\(defaultKey)", default: 0] += 1
+        if let v = r.double(i) { return v }
+        return countDefault(defaultKey)
+    }
+
+    /// An optional field that did not parse: counted under `key`, and 0.
+    @inline(never)
+    private mutating func countDefault(_ key: StaticString) -> Double {
+        stats.fieldDefaults["\(key)", default: 0] += 1
         return 0
+    }
+
+    /// `signed` for the wire mappings: the sign code read once for both deltas of a trade.
+    @inline(__always)
+    private mutating func signed(_ value: Double, down: Bool) -> Double {
+        guard down, value > 0 else { return value }
+        stats.signCorrections += 1
+        return -value
     }
 
     /// Field positions of a trade TR (symbol is #0).
@@ -252,13 +271,16 @@ struct MarketMapper {
     @inline(__always)
     private mutating func wireTrade(_ r: RecordView, _ f: TradeFields, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let price = LenientNumber.double(r.bytes(f.price)),
-            let volume = LenientNumber.int64(r.bytes(f.volume)), let day = dayCached(r.bytes(f.date)),
+        guard Self.asciiSymbol(symbol, readableFrom: r.floor), let price = r.double(f.price),
+            let volume = r.int64(f.volume), let day = dayCached(r.bytes(f.date)),
             let second = secondCached(r.bytes(f.time))
         else { return nil }
         let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
-        let change = signed(optionalDouble(r, f.change, defaultKey: f.changeDefault), signCode: r.bytes(f.sign))
-        let rate = signed(optionalDouble(r, f.rate, defaultKey: f.rateDefault), signCode: r.bytes(f.sign))
+        // Sign codes 4 and 5 say down (§12).
+        let sign = r.bytes(f.sign)
+        let down = sign.count == 1 && sign[0] | 1 == UInt8(ascii: "5")
+        let change = signed(optionalDouble(r, f.change, defaultKey: f.changeDefault), down: down)
+        let rate = signed(optionalDouble(r, f.rate, defaultKey: f.rateDefault), down: down)
         Self.writeTick(&w, symbol, price, volume, timestamp, change, rate)
         return timestamp
     }
@@ -279,17 +301,17 @@ struct MarketMapper {
     /// H0STASP0 as `domesticBook`, into `w`; `kstDay` is the KST day of the frame's receive time.
     mutating func wireDomesticBook(_ r: RecordView, kstDay: Int64, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let second = secondCached(r.bytes(1)) else { return nil }
+        guard Self.asciiSymbol(symbol, readableFrom: r.floor), let second = secondCached(r.bytes(1)) else { return nil }
         // Levels 1…10: asks #3–12 / #23–32, bids #13–22 / #33–42.
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: 20) { prices -> Int64? in
             withUnsafeTemporaryAllocation(of: Int64.self, capacity: 20) { quantities -> Int64? in
                 var askSum: Int64 = 0
                 var bidSum: Int64 = 0
                 for level in 0..<10 {
-                    guard let askPrice = LenientNumber.double(r.bytes(3 + level)),
-                        let askQty = LenientNumber.int64(r.bytes(23 + level)),
-                        let bidPrice = LenientNumber.double(r.bytes(13 + level)),
-                        let bidQty = LenientNumber.int64(r.bytes(33 + level))
+                    guard let askPrice = r.double(3 + level),
+                        let askQty = r.int64(23 + level),
+                        let bidPrice = r.double(13 + level),
+                        let bidQty = r.int64(33 + level)
                     else { return nil }
                     askSum &+= askQty
                     bidSum &+= bidQty
@@ -298,7 +320,7 @@ struct MarketMapper {
                     prices[10 + level] = askPrice
                     quantities[10 + level] = askQty
                 }
-                if LenientNumber.int64(r.bytes(43)) != askSum || LenientNumber.int64(r.bytes(44)) != bidSum {
+                if r.int64(43) != askSum || r.int64(44) != bidSum {
                     stats.bookTotalMismatches += 1
                 }
                 let timestamp = KSTTime.nanoseconds(kstDay: kstDay, secondOfDay: second)
@@ -311,16 +333,16 @@ struct MarketMapper {
     /// HDFSASP0 as `overseasBook`, into `w`.
     mutating func wireOverseasBook(_ r: RecordView, into w: inout WireWriter) -> Int64? {
         let symbol = r.bytes(0)
-        guard Self.asciiSymbol(symbol), let day = dayCached(r.bytes(5)), let second = secondCached(r.bytes(6))
+        guard Self.asciiSymbol(symbol, readableFrom: r.floor), let day = dayCached(r.bytes(5)), let second = secondCached(r.bytes(6))
         else { return nil }
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: 20) { prices -> Int64? in
             withUnsafeTemporaryAllocation(of: Int64.self, capacity: 20) { quantities -> Int64? in
                 for level in 0..<10 {
                     let base = 11 + 6 * level
-                    guard let bidPrice = LenientNumber.double(r.bytes(base)),
-                        let askPrice = LenientNumber.double(r.bytes(base + 1)),
-                        let bidQty = LenientNumber.int64(r.bytes(base + 2)),
-                        let askQty = LenientNumber.int64(r.bytes(base + 3))
+                    guard let bidPrice = r.double(base),
+                        let askPrice = r.double(base + 1),
+                        let bidQty = r.int64(base + 2),
+                        let askQty = r.int64(base + 3)
                     else { return nil }
                     prices[level] = bidPrice
                     quantities[level] = bidQty

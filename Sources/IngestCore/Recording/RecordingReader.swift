@@ -133,8 +133,12 @@ public final class RecordingReader {
                 try Self.readRows(paths: paths, from: from, to: to, fromSeq: fromSeq) { row in
                     current.append(row)
                     if current.rows.count == batch {
+                        let size = current.bytes.count
                         guard queue.put(current) else { throw Stopped() }
-                        current = RowBatch(rows: batch, bytes: current.bytes.count)
+                        // A batch the caller is done with, emptied, its storage kept: allocating and freeing the
+                        // buffers of every batch (hundreds of KB, freed on the other thread) made glibc consolidate
+                        // its free lists on the caller's thread, the one that produces (measured: 8 % of it).
+                        current = queue.reused() ?? RowBatch(rows: batch, bytes: size)
                     }
                 }
                 if !current.rows.isEmpty { _ = queue.put(current) }
@@ -150,7 +154,7 @@ public final class RecordingReader {
         thread.name = "replay-reader"
         thread.start()
         defer { queue.stopAndWait() }
-        while let rows = try queue.take() {
+        while var rows = try queue.take() {
             try rows.bytes.withUnsafeBufferPointer { all in
                 for row in rows.rows {
                     try body(
@@ -159,6 +163,8 @@ public final class RecordingReader {
                             trID: row.trID, body: UnsafeBufferPointer(rebasing: all[row.start..<(row.start + row.count)])))
                 }
             }
+            rows.clear()
+            queue.recycle(rows)
         }
     }
 
@@ -333,6 +339,14 @@ struct RowBatch: Sendable {
         self.bytes.reserveCapacity(bytes)
     }
 
+    /// Empties the batch for reuse, keeping its storage.
+    mutating func clear() {
+        rows.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    var isEmpty: Bool { rows.isEmpty }
+
     mutating func append(_ row: RecordedRowView) {
         rows.append(
             Row(
@@ -348,6 +362,8 @@ final class PrefetchQueue<Batch: Sendable>: @unchecked Sendable {
     private let condition = NSCondition()
     private let depth: Int
     private var batches: [Batch] = []
+    /// Batches the caller is done with, for the reading side to fill again (at most `depth`).
+    private var spare: [Batch] = []
     private var finished = false
     private var failure: (any Error)?
     private var stopped = false
@@ -372,6 +388,20 @@ final class PrefetchQueue<Batch: Sendable>: @unchecked Sendable {
         failure = error
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// Caller side: hands a batch it is done with back for reuse (kept only while fewer than `depth` are spare).
+    func recycle(_ batch: Batch) {
+        condition.lock()
+        if spare.count < depth { spare.append(batch) }
+        condition.unlock()
+    }
+
+    /// Reading side: a batch handed back by `recycle`, if any.
+    func reused() -> Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        return spare.popLast()
     }
 
     /// Caller side: the next batch; `nil` at the end; throws the reading side's error.
