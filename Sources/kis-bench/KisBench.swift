@@ -87,14 +87,18 @@ struct Parse: ParsableCommand {
             ranges.append(offset..<(offset + frame.utf8.count))
             offset += frame.utf8.count
         }
+        // Receive times advance 50 µs per frame (20 000 frames/s, the live-latency rate), as on a real feed: the
+        // receive-time header is written for every frame.
+        var receivedAt: Int64 = 1_753_836_471_000_000_000
         let start = ContinuousClock.now
         if asBytes {
             flat.withUnsafeBufferPointer { all in
                 for _ in 0..<rounds {
                     for range in ranges {
                         // ingest-replay's path: the frame's bytes as read from the recording.
+                        receivedAt &+= 50_000
                         pipeline.process(
-                            bytes: UnsafeBufferPointer(rebasing: all[range]), receivedAt: 1_753_836_471_000_000_000,
+                            bytes: UnsafeBufferPointer(rebasing: all[range]), receivedAt: receivedAt,
                             encoded: { record in
                                 bytes &+= record.value.count
                                 produced &+= 1
@@ -108,8 +112,9 @@ struct Parse: ParsableCommand {
                 for frame in input {
                     // ingestd's path: records come out as Protobuf value, key and header values, ready for
                     // rd_kafka_produceva.
+                    receivedAt &+= 50_000
                     pipeline.process(
-                        frame, receivedAt: 1_753_836_471_000_000_000,
+                        frame, receivedAt: receivedAt,
                         encoded: { record in
                             bytes &+= record.value.count
                             produced &+= 1

@@ -247,5 +247,73 @@ import Testing
                 #expect(Array(w.bytes) == Array("\(i)/\(n)".utf8))
             }
         }
+        // With the digits above the low eight kept from value to value: the values above in their (random) order,
+        // then receive times 50 µs apart across several 100 ms boundaries, as a feed gives them.
+        var prefix = DecimalPrefix()
+        var times: [Int64] = []
+        var t: Int64 = 1_753_836_471_099_000_000
+        for _ in 0..<5000 {
+            t += 50_000
+            times.append(t)
+        }
+        for v in values + times + [0, 99_999_999, 100_000_000, 100_000_000, .max, .max - 1, -5, 100_000_001] {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { scratch in
+                var w = WireWriter(scratch.baseAddress!)
+                w.byte(UInt8(ascii: "x"))
+                w.decimal(v, prefix: &prefix)
+                #expect(Array(w.bytes) == Array("x\(v)".utf8), "\(v)")
+            }
+        }
+    }
+
+    /// `WireWriter.varint` (a byte at a time up to five bytes, eight bytes in one store above) against the plain
+    /// loop, for every length from 1 to 10 bytes and random values; and the two-word copy of short fields.
+    @Test func wireWriterVarintsAndShortFields() {
+        func reference(_ value: UInt64) -> [UInt8] {
+            var v = value
+            var out: [UInt8] = []
+            while v >= 0x80 {
+                out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            out.append(UInt8(v))
+            return out
+        }
+        var values: [UInt64] = [0, 1, 0x7F, 0x80, .max, .max - 1, 1 << 63, (1 << 63) - 1]
+        for bits in 1...64 {
+            let top: UInt64 = 1 << UInt64(bits - 1)
+            values += [top, top | (top - 1), top | 1]
+        }
+        var rng = SplitMix64(seed: 23)
+        for _ in 0..<20_000 { values.append(rng.next() >> (rng.next() % 64)) }
+        for v in values {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { scratch in
+                var w = WireWriter(scratch.baseAddress!)
+                w.byte(0x08)
+                w.varint(v)
+                w.byte(0xEE)
+                #expect(Array(w.bytes) == [0x08] + reference(v) + [0xEE], "\(v)")
+                #expect(WireWriter.varintSize(v) == reference(v).count, "\(v)")
+            }
+        }
+        // A field followed by more bytes of its frame, so sixteen are readable from its start.
+        let frame = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789^^^^^^^^^^^^^^^^".utf8)
+        frame.withUnsafeBufferPointer { source in
+            for length in 0...20 {
+                let field = UnsafeBufferPointer(rebasing: source[3..<(3 + length)])
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { a in
+                    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { b in
+                        var fast = WireWriter(a.baseAddress!)
+                        var plain = WireWriter(b.baseAddress!)
+                        fast.lengthDelimited(1, field, sixteenReadable: true)
+                        fast.byte(0xEE)
+                        plain.lengthDelimited(1, field)
+                        plain.byte(0xEE)
+                        #expect(Array(fast.bytes) == Array(plain.bytes), "length \(length)")
+                        #expect(Array(fast.bytes) == [0x0A, UInt8(length)] + Array(field) + [0xEE], "length \(length)")
+                    }
+                }
+            }
+        }
     }
 }

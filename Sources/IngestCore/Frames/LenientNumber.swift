@@ -132,7 +132,7 @@ extension LenientNumber {
     @inline(__always)
     static func double(_ bytes: UnsafeBufferPointer<UInt8>, readableFrom floor: UnsafePointer<UInt8>) -> Double? {
         let n = bytes.count
-        if let base = bytes.baseAddress, n &- 1 < 8, base + n - 8 >= floor {
+        if let base = bytes.baseAddress, UInt(bitPattern: n &- 1) < 8, base + n - 8 >= floor {
             return shortDouble(UnsafeRawPointer(base + n - 8).loadUnaligned(as: UInt64.self), length: n)
         }
         return double(bytes)
@@ -142,7 +142,7 @@ extension LenientNumber {
     @inline(__always)
     static func int64(_ bytes: UnsafeBufferPointer<UInt8>, readableFrom floor: UnsafePointer<UInt8>) -> Int64? {
         let n = bytes.count
-        if let base = bytes.baseAddress, n &- 1 < 8, base + n - 8 >= floor {
+        if let base = bytes.baseAddress, UInt(bitPattern: n &- 1) < 8, base + n - 8 >= floor {
             return shortInt64(UnsafeRawPointer(base + n - 8).loadUnaligned(as: UInt64.self), length: n)
         }
         return int64(bytes)
@@ -150,16 +150,19 @@ extension LenientNumber {
 
     private static let zeros: UInt64 = 0x3030_3030_3030_3030
 
-    /// The field in the top `length` bytes of `word` (1…8) without its sign: the rest of the word filled with `'0'`,
-    /// the sign's flag, and how many bytes the unsigned part has (0 when the field is a bare sign).
+    /// The field in the top `length` bytes of `word` (1…8) without its sign: the bytes below it and a leading `-` or
+    /// `+` replaced by `'0'`, the sign's flag, and how many bytes the unsigned part has (0 when the field is a bare
+    /// sign).
     @inline(__always)
     private static func unsigned(_ word: UInt64, length n: Int) -> (digits: UInt64, negative: Bool, length: Int) {
-        let first = UInt8(truncatingIfNeeded: word &>> (UInt64(8 &- n) &* 8))
-        let signed = first == UInt8(ascii: "-") || first == UInt8(ascii: "+")
-        let m = signed ? n &- 1 : n
-        // The field's bytes are the top `m` bytes; a shift by 64 (m = 0) must not happen.
-        let mask: UInt64 = m == 0 ? 0 : ~0 &<< (UInt64(8 &- m) &* 8)
-        return ((word & mask) | (zeros & ~mask), first == UInt8(ascii: "-"), m)
+        let shift = UInt64(8 &- n) &* 8
+        let first = UInt8(truncatingIfNeeded: word &>> shift)
+        // '+' is 0x2B, '-' 0x2D: they differ in bit 1 only, once 0x2B is taken away.
+        let signed = (first &- UInt8(ascii: "+")) & 0xFD == 0
+        let below: UInt64 = (1 &<< shift) &- 1
+        var w = (word & ~below) | (zeros & below)
+        if signed { w ^= UInt64(first ^ UInt8(ascii: "0")) &<< shift }
+        return (w, first == UInt8(ascii: "-"), signed ? n &- 1 : n)
     }
 
     /// `true` when all eight bytes are ASCII digits.

@@ -4,36 +4,39 @@ internal import CKISScan
 ///
 /// Valid only inside the closure that produced it (it points into the frame's storage).
 struct RecordView {
-    /// The payload bytes the field offsets refer to.
-    let payload: UnsafeBufferPointer<UInt8>
-    /// `starts[k]` is the offset of field k; field k ends one byte before `starts[k + 1]` (the `^`).
-    let starts: UnsafeBufferPointer<Int32>
-    /// Index of this record's first field in `starts`.
-    let first: Int
+    /// The payload's first byte: field offsets count from here (never nil, so a field's bytes never are).
+    let base: UnsafePointer<UInt8>
+    /// This record's offsets: `fields[k]` is where its field k begins; it ends one byte before `fields[k + 1]` (the
+    /// `^`).
+    let fields: UnsafePointer<Int32>
     /// Fields in this record (documented layout plus any trailing extras).
     let width: Int
     /// The lowest address that may be read: a field's number is read eight bytes at a time, as a word ending at the
     /// field's last byte, when that word starts here or later (`LenientNumber.double(_:readableFrom:)`).
     let floor: UnsafePointer<UInt8>
 
+    /// Record `first / width` of a payload split by `splitFields` into `starts`.
     init(payload: UnsafeBufferPointer<UInt8>, starts: UnsafeBufferPointer<Int32>, first: Int, width: Int,
          readableFrom floor: UnsafePointer<UInt8>? = nil) {
-        self.payload = payload
-        self.starts = starts
-        self.first = first
+        // An empty payload has no address: its one empty field is read from the floor (zero bytes of it).
+        let base = payload.baseAddress.map { UnsafePointer($0) } ?? floor ?? UnsafePointer(bitPattern: Self.nowhere)!
+        self.base = base
+        fields = starts.baseAddress! + first
         self.width = width
-        self.floor = floor ?? payload.baseAddress.map { UnsafePointer($0) } ?? UnsafePointer(bitPattern: 1)!
+        self.floor = floor ?? base
     }
+
+    /// The address of the empty fields of an empty payload that has no floor either: never read.
+    private static let nowhere = 0x1000
 
     /// The raw bytes of field `i` of this record (0-based, KIS's `#i`).
     @inline(__always)
     func bytes(_ i: Int) -> UnsafeBufferPointer<UInt8> {
         // The offsets come from `splitFields`: strictly increasing and within the payload (the end marker is one past
         // its end), so neither the subtraction nor the slice needs a check.
-        let k = starts.baseAddress! + (first &+ i)
-        let s = Int(truncatingIfNeeded: k[0])
-        let e = Int(truncatingIfNeeded: k[1]) &- 1
-        return UnsafeBufferPointer(start: payload.baseAddress.map { $0 + s }, count: e &- s)
+        let s = Int(truncatingIfNeeded: fields[i])
+        let e = Int(truncatingIfNeeded: fields[i &+ 1]) &- 1
+        return UnsafeBufferPointer(start: base + s, count: e &- s)
     }
 
     func string(_ i: Int) -> String { String(decoding: bytes(i), as: UTF8.self) }

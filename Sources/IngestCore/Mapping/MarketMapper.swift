@@ -281,16 +281,17 @@ struct MarketMapper {
         let down = sign.count == 1 && sign[0] | 1 == UInt8(ascii: "5")
         let change = signed(optionalDouble(r, f.change, defaultKey: f.changeDefault), down: down)
         let rate = signed(optionalDouble(r, f.rate, defaultKey: f.rateDefault), down: down)
-        Self.writeTick(&w, symbol, price, volume, timestamp, change, rate)
+        Self.writeTick(&w, symbol, sixteenReadable: r.width > 16, price, volume, timestamp, change, rate)
         return timestamp
     }
 
     @inline(__always)
     private static func writeTick(
-        _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, _ price: Double, _ volume: Int64,
-        _ timestamp: Int64, _ change: Double, _ rate: Double
+        _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, sixteenReadable: Bool, _ price: Double,
+        _ volume: Int64, _ timestamp: Int64, _ change: Double, _ rate: Double
     ) {
-        w.lengthDelimited(1, symbol)
+        // The symbol is field #0: a record of more than 16 fields has at least sixteen bytes from its start on.
+        w.lengthDelimited(1, symbol, sixteenReadable: sixteenReadable)
         w.double(2, price)
         w.int64(3, volume)
         w.int64(4, timestamp)
@@ -324,7 +325,7 @@ struct MarketMapper {
                     stats.bookTotalMismatches += 1
                 }
                 let timestamp = KSTTime.nanoseconds(kstDay: kstDay, secondOfDay: second)
-                Self.writeBook(&w, symbol, prices, quantities, timestamp)
+                Self.writeBook(&w, symbol, sixteenReadable: r.width > 16, prices, quantities, timestamp)
                 return timestamp
             }
         }
@@ -350,7 +351,7 @@ struct MarketMapper {
                     quantities[10 + level] = askQty
                 }
                 let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
-                Self.writeBook(&w, symbol, prices, quantities, timestamp)
+                Self.writeBook(&w, symbol, sixteenReadable: r.width > 16, prices, quantities, timestamp)
                 return timestamp
             }
         }
@@ -360,10 +361,10 @@ struct MarketMapper {
     /// timestamp. `prices`/`quantities`: bids at 0…9, asks at 10…19.
     @inline(__always)
     private static func writeBook(
-        _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, _ prices: UnsafeMutableBufferPointer<Double>,
-        _ quantities: UnsafeMutableBufferPointer<Int64>, _ timestamp: Int64
+        _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, sixteenReadable: Bool,
+        _ prices: UnsafeMutableBufferPointer<Double>, _ quantities: UnsafeMutableBufferPointer<Int64>, _ timestamp: Int64
     ) {
-        w.lengthDelimited(1, symbol)
+        w.lengthDelimited(1, symbol, sixteenReadable: sixteenReadable)
         for i in 0..<20 where prices[i] != 0 {
             let quantity = quantities[i]
             w.byte(i < 10 ? 0x12 : 0x1A)

@@ -60,6 +60,28 @@ final class TopicName: Sendable {
     deinit { cString.deallocate() }
 }
 
+/// The decimal digits of `v / 10^8` for the last `v` that `WireWriter.decimal(_:prefix:)` wrote: at most eleven
+/// (`Int64.max / 10^8` has eleven), in two words.
+struct DecimalPrefix {
+    /// `v / 10^8` of the digits held; -1 (no value has it) until the first.
+    private(set) var high: Int64 = -1
+    private(set) var text: (UInt64, UInt64) = (0, 0)
+    private(set) var count = 0
+
+    @inline(never)
+    mutating func set(_ high: Int64) {
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        let n = withUnsafeMutableBytes(of: &words) { buffer -> Int in
+            var w = WireWriter(buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            w.decimal(high)
+            return w.count
+        }
+        self.high = high
+        text = (words.0, words.1)
+        count = n
+    }
+}
+
 /// Writes Protobuf wire format into fixed scratch memory (sized by the caller for the largest message).
 struct WireWriter {
     let base: UnsafeMutablePointer<UInt8>
@@ -75,14 +97,48 @@ struct WireWriter {
         count &+= 1
     }
 
+    /// A base-128 varint. Up to five bytes (quantities, lengths) a byte at a time; longer ones (a nanosecond
+    /// timestamp takes nine) with the first eight bytes in one store, seven bits spread into each and the continuation
+    /// bits set on all but the last, rather than a loop of nine rounds. Needs 8 bytes of room.
     @inline(__always)
     mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            byte(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
+        if value < 1 << 35 {
+            var v = value
+            while v >= 0x80 {
+                byte(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            byte(UInt8(truncatingIfNeeded: v))
+            return
         }
-        byte(UInt8(v))
+        let spread = Self.spread7(value)
+        let size = Self.varintSize(value)
+        let raw = UnsafeMutableRawPointer(base + count)
+        if size <= 8 {
+            // Continuation bits on bytes 0 ..< size - 1.
+            let continuation: UInt64 = 0x8080_8080_8080_8080 & ((1 &<< (UInt64(size &- 1) &* 8)) &- 1)
+            raw.storeBytes(of: (spread | continuation).littleEndian, as: UInt64.self)
+            count &+= size
+            return
+        }
+        raw.storeBytes(of: (spread | 0x8080_8080_8080_8080).littleEndian, as: UInt64.self)
+        count &+= 8
+        // The top eight bits: one byte, or two for the 64th.
+        let top = value &>> 56
+        if top < 0x80 {
+            byte(UInt8(truncatingIfNeeded: top))
+        } else {
+            byte(UInt8(truncatingIfNeeded: top) | 0x80)
+            byte(1)
+        }
+    }
+
+    /// The low 56 bits of `v`, seven to a byte (byte k holds bits 7k ..< 7k + 7), high bits of each byte clear.
+    @inline(__always)
+    static func spread7(_ v: UInt64) -> UInt64 {
+        (v & 0x7F) | ((v &<< 1) & 0x7F00) | ((v &<< 2) & 0x7F_0000) | ((v &<< 3) & 0x7F00_0000)
+            | ((v &<< 4) & 0x7F_0000_0000) | ((v &<< 5) & 0x7F00_0000_0000) | ((v &<< 6) & 0x7F_0000_0000_0000)
+            | ((v &<< 7) & 0x7F00_0000_0000_0000)
     }
 
     @inline(__always)
@@ -96,6 +152,23 @@ struct WireWriter {
         byte(field << 3 | 2)
         varint(UInt64(p.count))
         (base + count).update(from: p.baseAddress!, count: p.count)
+        count &+= p.count
+    }
+
+    /// `lengthDelimited` for bytes of which at least sixteen may be read (the field's own and what follows them in
+    /// the frame): up to sixteen are copied as two words, not by a call to `memmove`. Needs 16 bytes of room.
+    @inline(__always)
+    mutating func lengthDelimited(_ field: UInt8, _ p: UnsafeBufferPointer<UInt8>, sixteenReadable: Bool) {
+        guard sixteenReadable, p.count < 0x80, p.count <= 16, let source = p.baseAddress else {
+            lengthDelimited(field, p)
+            return
+        }
+        byte(field << 3 | 2)
+        byte(UInt8(truncatingIfNeeded: p.count))
+        let from = UnsafeRawPointer(source)
+        let to = UnsafeMutableRawPointer(base + count)
+        to.storeBytes(of: from.loadUnaligned(as: UInt64.self), as: UInt64.self)
+        to.storeBytes(of: from.loadUnaligned(fromByteOffset: 8, as: UInt64.self), toByteOffset: 8, as: UInt64.self)
         count &+= p.count
     }
 
@@ -145,6 +218,27 @@ struct WireWriter {
         } else {
             count &+= Self.leadingDigits(m, into: raw)
         }
+    }
+
+    /// `decimal(v)`, with the digits above the low eight taken from `prefix` when they are the ones it holds (and
+    /// left there for the next value otherwise): a receive time's top eleven digits change once every 100 ms, so
+    /// consecutive frames nearly always share them and only the low eight are computed. Needs 24 bytes of room.
+    @inline(__always)
+    mutating func decimal(_ v: Int64, prefix: inout DecimalPrefix) {
+        guard v >= 100_000_000 else {
+            decimal(v)
+            return
+        }
+        let high = v / 100_000_000
+        if high != prefix.high { prefix.set(high) }
+        let raw = UnsafeMutableRawPointer(base + count)
+        // The prefix's sixteen bytes stored whole; the low digits overwrite what follows its own.
+        raw.storeBytes(of: prefix.text.0, as: UInt64.self)
+        raw.storeBytes(of: prefix.text.1, toByteOffset: 8, as: UInt64.self)
+        raw.storeBytes(
+            of: Self.eightDigits(UInt64(truncatingIfNeeded: v &- high &* 100_000_000)), toByteOffset: prefix.count,
+            as: UInt64.self)
+        count &+= prefix.count &+ 8
     }
 
     /// `"index/count"`. Not inlined: inlined, the optimizer computed it for every record of a frame ahead of the

@@ -118,6 +118,8 @@ public struct FramePipeline: Sendable {
     }
 
     private var keys: [String: AESKey] = [:]
+    /// The receive-time header's digits above the low eight, kept from frame to frame (`WireWriter.decimal(_:prefix:)`).
+    private var receivedPrefix = DecimalPrefix()
     private var starts: [Int32] = []
     /// The hot path's tr_id lookup (no global access, no retain per frame).
     private let layouts = TrLayout.Table()
@@ -459,13 +461,14 @@ public struct FramePipeline: Sendable {
             }
         // The topic as a C string held by the pipeline: a raw pointer, so nothing is retained per record.
         let topicName = kind == .tick ? tickTopicName.cString : bookTopicName.cString
-        let kstDay = KSTTime.kstDay(ofNanoseconds: receivedAt)
+        // Only domestic order books take their date from the receive time.
+        let kstDay = layout.mapping == .domesticBook ? KSTTime.kstDay(ofNanoseconds: receivedAt) : 0
         // Scratch for the hot path: the largest value (an order book of 20 levels and a 32-byte symbol) is under
         // 500 bytes; header values under 64.
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1024) { scratch in
             try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { headerScratch in
                 var receivedText = WireWriter(headerScratch.baseAddress!)
-                if fast { receivedText.decimal(receivedAt) }
+                if fast { receivedText.decimal(receivedAt, prefix: &receivedPrefix) }
                 // The tr_id header is the tr_id's bytes in the frame (`trBytes`): no `String` per frame.
                 for index in 0..<count {
                     let record = RecordView(
