@@ -452,7 +452,8 @@ public struct FramePipeline: Sendable {
         fast: Bool, encoded: (EncodedRecord) throws -> Void, emit: (PipelineOutput) throws -> Void
     ) throws {
         var published = 0
-        var failures: [String] = []
+        // No array until a record fails: an empty one still cost a release call per frame.
+        var failures: [String]? = nil
         let kind: EncodedRecord.Kind? =
             switch layout.mapping {
             case .domesticTrade, .overseasTrade: .tick
@@ -512,7 +513,7 @@ public struct FramePipeline: Sendable {
             }
         }
         perTR[layout.ordinal].published &+= published
-        if !failures.isEmpty {
+        if let failures {
             // The good records of the frame were published; the whole raw frame is kept with what failed.
             throw FrameError(.badField, failures.joined(separator: "; "))
         }
@@ -522,7 +523,7 @@ public struct FramePipeline: Sendable {
     /// error appended to `failures`) or is a notice with no topic.
     @inline(never)
     private mutating func generalRecord(
-        _ record: RecordView, layout: TrLayout, index: Int, count: Int, receivedAt: Int64, failures: inout [String],
+        _ record: RecordView, layout: TrLayout, index: Int, count: Int, receivedAt: Int64, failures: inout [String]?,
         emit: (PipelineOutput) throws -> Void
     ) rethrows -> Bool {
         let event: MarketEvent
@@ -551,7 +552,7 @@ public struct FramePipeline: Sendable {
                 topic = noticeTopic
             }
         } catch {
-            failures.append(count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail)
+            failures = (failures ?? []) + [count > 1 ? "record \(index + 1)/\(count): \(error.detail)" : error.detail]
             return false
         }
         try emit(
