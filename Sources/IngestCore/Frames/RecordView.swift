@@ -41,6 +41,11 @@ struct RecordView {
 
     func string(_ i: Int) -> String { String(decoding: bytes(i), as: UTF8.self) }
 
+    /// Whether sixteen bytes may be read from the start of field #0 (the symbol, copied as two words by
+    /// `WireWriter.lengthDelimited(_:_:sixteenReadable:)`): a record of more than 16 fields has at least 16
+    /// separators after that point, all inside the payload.
+    var sixteenReadableFromFirstField: Bool { width > 16 }
+
     /// `LenientNumber.double` of field `i`.
     @inline(__always)
     func double(_ i: Int) -> Double? { LenientNumber.double(bytes(i), readableFrom: floor) }

@@ -281,7 +281,7 @@ struct MarketMapper {
         let down = sign.count == 1 && sign[0] | 1 == UInt8(ascii: "5")
         let change = signed(optionalDouble(r, f.change, defaultKey: f.changeDefault), down: down)
         let rate = signed(optionalDouble(r, f.rate, defaultKey: f.rateDefault), down: down)
-        Self.writeTick(&w, symbol, sixteenReadable: r.width > 16, price, volume, timestamp, change, rate)
+        Self.writeTick(&w, symbol, sixteenReadable: r.sixteenReadableFromFirstField, price, volume, timestamp, change, rate)
         return timestamp
     }
 
@@ -290,7 +290,6 @@ struct MarketMapper {
         _ w: inout WireWriter, _ symbol: UnsafeBufferPointer<UInt8>, sixteenReadable: Bool, _ price: Double,
         _ volume: Int64, _ timestamp: Int64, _ change: Double, _ rate: Double
     ) {
-        // The symbol is field #0: a record of more than 16 fields has at least sixteen bytes from its start on.
         w.lengthDelimited(1, symbol, sixteenReadable: sixteenReadable)
         w.double(2, price)
         w.int64(3, volume)
@@ -325,7 +324,7 @@ struct MarketMapper {
                     stats.bookTotalMismatches += 1
                 }
                 let timestamp = KSTTime.nanoseconds(kstDay: kstDay, secondOfDay: second)
-                Self.writeBook(&w, symbol, sixteenReadable: r.width > 16, prices, quantities, timestamp)
+                Self.writeBook(&w, symbol, sixteenReadable: r.sixteenReadableFromFirstField, prices, quantities, timestamp)
                 return timestamp
             }
         }
@@ -351,7 +350,7 @@ struct MarketMapper {
                     quantities[10 + level] = askQty
                 }
                 let timestamp = KSTTime.nanoseconds(kstDay: day, secondOfDay: second)
-                Self.writeBook(&w, symbol, sixteenReadable: r.width > 16, prices, quantities, timestamp)
+                Self.writeBook(&w, symbol, sixteenReadable: r.sixteenReadableFromFirstField, prices, quantities, timestamp)
                 return timestamp
             }
         }

@@ -159,7 +159,7 @@ struct WireWriter {
     /// the frame): up to sixteen are copied as two words, not by a call to `memmove`. Needs 16 bytes of room.
     @inline(__always)
     mutating func lengthDelimited(_ field: UInt8, _ p: UnsafeBufferPointer<UInt8>, sixteenReadable: Bool) {
-        guard sixteenReadable, p.count < 0x80, p.count <= 16, let source = p.baseAddress else {
+        guard sixteenReadable, p.count <= 16, let source = p.baseAddress else {
             lengthDelimited(field, p)
             return
         }
