@@ -306,7 +306,12 @@ def bench_replay(a):
 def bench_recorder(a):
     log("== 3. session store: frames/s (WAL, batched) and bytes on disk per frame vs raw")
     rates, ratios, disk = [], [], []
+    # The stage before this one leaves a broker holding millions of messages and the page cache full of dirty pages;
+    # measured in the eighth round, recorder runs right after the replay stage gave 569-902 k frames/s, the same binary
+    # alone 1.02-1.11 M. So each run starts on a fresh broker with the earlier stages' writes flushed.
+    fresh_broker()
     for i in range(a.runs):
+        os.sync()
         r = json.loads(subprocess.run([f"{a.bin}/kis-bench", "recorder", "--frames", str(a.recorder_frames), "--dir", os.path.join(ROOT, ".run")],
                                       check=True, capture_output=True, text=True).stdout)
         rates.append(r["frames_per_s"])
@@ -422,6 +427,9 @@ def bench_live(a):
     # shared cores again with ingestd at a higher scheduling priority (nice -10; needs root, else it runs at the
     # normal one): what a deployment that cannot spare a core gets from giving the feed handler priority.
     comparison("hand_over", "hand-over (KIS_PIPELINE_INLINE=false)", port=9479, extra_env={"KIS_PIPELINE_INLINE": "false"})
+    # Helper threads under the default policy, as before the ninth round (KIS_BACKGROUND_THREADS=batch is the default).
+    comparison("background_normal", "helper threads not under SCHED_BATCH (KIS_BACKGROUND_THREADS=normal)", port=9476,
+               extra_env={"KIS_BACKGROUND_THREADS": "normal"})
     comparison("pinned", "ingestd pinned to core 1, the rest to core 0", port=9478, pinned=True)
     comparison("nice_minus_10", "ingestd at nice -10, shared cores", port=9477, nice=-10)
     log("  load: 41 registrations, constant rates, then unpaced")

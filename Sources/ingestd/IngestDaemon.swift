@@ -12,7 +12,7 @@ struct IngestDaemon: AsyncParsableCommand {
         discussion: """
             Configuration comes from the environment: KIS_API_KEY, KIS_API_SECRET, KIS_SUBSCRIPTIONS (required), \
             KIS_WEBSOCKET_URL, KIS_API_URL, KIS_RECONNECT_RETRIES (0 = unlimited), KIS_RECONNECT_DELAY, \
-            KIS_HEARTBEAT_INTERVAL (watchdog), KIS_MESSAGE_BUFFER_SIZE, KIS_PIPELINE_INLINE, KIS_TOKEN_CACHE_TTL, KIS_TOKEN_REFRESH_BEFORE, \
+            KIS_HEARTBEAT_INTERVAL (watchdog), KIS_MESSAGE_BUFFER_SIZE, KIS_PIPELINE_INLINE, KIS_BACKGROUND_THREADS, KIS_TOKEN_CACHE_TTL, KIS_TOKEN_REFRESH_BEFORE, \
             REDIS_HOST/PORT/PASSWORD/DB, KAFKA_BROKERS, KAFKA_TOPIC_*, KAFKA_PROPERTY_*, METRICS_ADDRESS (default 127.0.0.1:9464, off to disable), \
             LOG_LEVEL. See README.md. \
             Exit codes: 0 after a graceful shutdown (SIGINT/SIGTERM), 1 on a start-up failure, 2 for bad \
@@ -47,7 +47,8 @@ struct IngestDaemon: AsyncParsableCommand {
         }
         // The pipeline threads serve the producer's delivery reports themselves (see KafkaProducer).
         let producer = try KafkaProducer(
-            configuration: configuration.kafka, logger: Logger(label: "kis.kafka"), pollsOnOwnThread: false)
+            configuration: configuration.kafka, logger: Logger(label: "kis.kafka"), pollsOnOwnThread: false,
+            backgroundThreads: configuration.backgroundThreads)
         let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
         var endpoints: HTTPEndpointServer?
         if let (host, port) = configuration.metricsAddress {

@@ -70,6 +70,7 @@ final class CollectingSink: RawMessageSink {
             (["REDIS_HOST": "r", "REDIS_PORT": "99999"], "REDIS_PORT=\"99999\""),
             (["REDIS_HOST": "r", "REDIS_TLS": "true"], "REDIS_TLS=true"),
             (["KIS_CUSTTYPE": "X"], "KIS_CUSTTYPE"),
+            (["KIS_BACKGROUND_THREADS": "idle"], "KIS_BACKGROUND_THREADS=\"idle\" is not batch or normal"),
         ]
         for (extra, needle) in cases {
             do {
@@ -84,6 +85,9 @@ final class CollectingSink: RawMessageSink {
         #expect(ok?.session.maxAttempts == nil, "0 means unlimited")
         #expect(ok?.redis == nil)
         #expect(ok?.session.watchdog == .seconds(150))
+        #expect(ok?.backgroundThreads == .batch, "helpers run under SCHED_BATCH unless told otherwise")
+        let normal = try? DaemonConfiguration(environment: base.merging(["KIS_BACKGROUND_THREADS": "Normal"]) { _, n in n })
+        #expect(normal?.backgroundThreads == .normal)
     }
 
     @Test func statusEventJSON() {

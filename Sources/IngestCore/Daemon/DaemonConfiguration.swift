@@ -18,6 +18,9 @@ public struct DaemonConfiguration: Sendable {
     /// `KIS_PIPELINE_INLINE` (default true): the socket reader processes frames itself while the pipeline thread is
     /// idle (see `IngestEngine`); `false` always hands frames over to the pipeline thread.
     public var pipelineInline: Bool
+    /// `KIS_BACKGROUND_THREADS` (`batch`, the default, or `normal`): how librdkafka's threads, the pipeline thread and
+    /// the recorder's threads are scheduled; see `BackgroundThreads`.
+    public var backgroundThreads: BackgroundThreads
     /// `KIS_TOKEN_CACHE_TTL`, `KIS_TOKEN_REFRESH_BEFORE`.
     public var tokenCacheTTL: Duration
     public var tokenRefreshBefore: Duration
@@ -115,6 +118,11 @@ public struct DaemonConfiguration: Sendable {
             echoPingPong: try flag("KIS_PINGPONG_ECHO", true))
         bufferSize = try integer("KIS_MESSAGE_BUFFER_SIZE", 100_000, 1...100_000_000)
         pipelineInline = try flag("KIS_PIPELINE_INLINE", true)
+        let threads = value("KIS_BACKGROUND_THREADS")?.lowercased() ?? BackgroundThreads.batch.rawValue
+        guard let backgroundThreads = BackgroundThreads(rawValue: threads) else {
+            throw ConfigurationError("KIS_BACKGROUND_THREADS=\"\(threads)\" is not batch or normal (batch: helper threads run under SCHED_BATCH and never preempt the socket reader when they wake; normal: the default policy)")
+        }
+        self.backgroundThreads = backgroundThreads
         tokenCacheTTL = try duration("KIS_TOKEN_CACHE_TTL", .seconds(23 * 3600))
         tokenRefreshBefore = try duration("KIS_TOKEN_REFRESH_BEFORE", .seconds(3600))
         if let host = value("REDIS_HOST") {

@@ -72,7 +72,7 @@ extension DaemonConfiguration {
             ("KIS_RECONNECT_DELAY", "\(TimeParsing.format(session.reconnectDelay))"), ("KIS_RECONNECT_MAX_DELAY", "\(TimeParsing.format(session.reconnectMaxDelay))"),
             ("KIS_HEARTBEAT_INTERVAL", "\(TimeParsing.format(session.watchdog)) (watchdog)"), ("KIS_SUBSCRIBE_INTERVAL", "\(TimeParsing.format(session.subscribePace))"),
             ("KIS_IN_USE_BACKOFF", "\(TimeParsing.format(session.inUseBackoff))"), ("KIS_MESSAGE_BUFFER_SIZE", String(bufferSize)),
-            ("KIS_PIPELINE_INLINE", "\(pipelineInline)"),
+            ("KIS_PIPELINE_INLINE", "\(pipelineInline)"), ("KIS_BACKGROUND_THREADS", backgroundThreads.rawValue),
             ("KIS_TOKEN_CACHE_TTL", "\(TimeParsing.format(tokenCacheTTL))"), ("KIS_TOKEN_REFRESH_BEFORE", "\(TimeParsing.format(tokenRefreshBefore))"),
             ("KIS_TLS_CA_FILE", session.tls.caFile ?? "(system trust store)"), ("KIS_PINGPONG_ECHO", "\(session.echoPingPong)"),
             ("REDIS_HOST", redis?.host ?? "(none: in-memory credential cache only)"),

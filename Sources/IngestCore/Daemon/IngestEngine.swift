@@ -21,6 +21,7 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
     private let inlineOutstandingLimit: Int
     private var pipeline: FramePipeline
     private let logger: Logger
+    private let backgroundThreads: BackgroundThreads
     private let done = DispatchSemaphore(value: 0)
     /// The last snapshot: the pipeline's counters unfolded (folding is the reader's work, off the hot path).
     private let statsLock = Mutex((FramePipeline.Snapshot(), LatencyHistogram()))
@@ -31,8 +32,9 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
     private let publishedAt = Atomic<UInt64>(0)
     private let sendFailures = Atomic<Int>(0)
 
+    /// `backgroundThreads` schedules the pipeline thread (the socket reader is not this engine's).
     public init(buffer: FrameBuffer, producer: KafkaProducer?, topics: TopicConfiguration, inline: Bool = false,
-                logger: Logger) {
+                backgroundThreads: BackgroundThreads = .normal, logger: Logger) {
         self.buffer = buffer
         self.producer = producer
         self.inline = inline
@@ -41,12 +43,14 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
         self.polling = producer.map { !$0.pollsOnOwnThread } ?? false
         self.inlineOutstandingLimit = producer.map { max(1, $0.queueCapacity / 2) } ?? .max
         self.pipeline = FramePipeline(topics: topics)
+        self.backgroundThreads = backgroundThreads
         self.logger = logger
     }
 
     public func start() {
         if inline { buffer.setInlineConsumer(self) }
         let thread = Thread { [self] in
+            backgroundThreads.enterCurrentThread(name: "ingest-pipeline")
             loop: while true {
                 if polling, let producer { producer.poll() }
                 let wait: Duration = polling && (producer?.outstanding ?? 0) > 0 ? .milliseconds(1) : .milliseconds(100)

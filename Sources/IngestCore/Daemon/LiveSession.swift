@@ -20,7 +20,7 @@ final class LiveShard: Sendable {
         let fingerprint = shard.credentials.fingerprint
         if let recordPath {
             recorder = try SessionRecorder(
-                configuration: RecorderConfiguration(path: recordPath),
+                configuration: RecorderConfiguration(path: recordPath, backgroundThreads: configuration.backgroundThreads),
                 session: SessionInfo(startedAt: wallClockNanoseconds(), sourceURL: configuration.session.endpoint.description,
                                      subscriptions: shard.subscriptions.map(\.description), appKeyFingerprint: fingerprint))
         } else {
@@ -32,7 +32,8 @@ final class LiveShard: Sendable {
             logger: Logger(label: "kis.auth"))
         buffer = FrameBuffer(capacity: configuration.bufferSize)
         engine = IngestEngine(buffer: buffer, producer: producer, topics: configuration.topics,
-                              inline: configuration.pipelineInline, logger: logger)
+                              inline: configuration.pipelineInline, backgroundThreads: configuration.backgroundThreads,
+                              logger: logger)
         let statusTopic = configuration.topics.prefix + configuration.statusTopic
         var sessionConfiguration = configuration.session
         sessionConfiguration.subscriptions = shard.subscriptions

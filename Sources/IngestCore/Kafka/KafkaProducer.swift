@@ -35,8 +35,11 @@ public final class KafkaProducer: Sendable {
     public let queueCapacity: Int
 
     /// Creates the producer; throws a `KafkaError` for an old librdkafka or an invalid property (naming it).
+    /// `backgroundThreads` applies to librdkafka's own threads (from their start, through an `on_thread_start`
+    /// interceptor) and to the poll thread.
     public init(
-        configuration: KafkaConfiguration, logger: Logger = Logger(label: "kis.kafka"), pollsOnOwnThread: Bool = true
+        configuration: KafkaConfiguration, logger: Logger = Logger(label: "kis.kafka"), pollsOnOwnThread: Bool = true,
+        backgroundThreads: BackgroundThreads = .normal
     ) throws(KafkaError) {
         try RdKafkaVersion.checkLoaded()
         self.configuration = configuration
@@ -54,6 +57,15 @@ public final class KafkaProducer: Sendable {
         }
         // Logs go to the poll thread's queue instead of librdkafka's internal threads.
         rd_kafka_conf_set(conf, "log.queue", "true", &errorBuffer, errorBuffer.count)
+        if backgroundThreads == .batch {
+            // Interceptors on the configuration are added to the client by an on_new interceptor.
+            rd_kafka_conf_interceptor_add_on_new(conf, "kis.threads", { rk, _, _, _, _ in
+                rd_kafka_interceptor_add_on_thread_start(rk, "kis.threads", { _, _, _, _ in
+                    BackgroundThreads.batch.enterCurrentThread(name: nil)  // librdkafka names its threads itself
+                    return RD_KAFKA_RESP_ERR_NO_ERROR
+                }, nil)
+            }, nil)
+        }
         let sink = ProducerSink(logger: logger)
         let opaque = Unmanaged.passRetained(sink).toOpaque()
         rd_kafka_conf_set_opaque(conf, opaque)
@@ -107,6 +119,7 @@ public final class KafkaProducer: Sendable {
             return
         }
         let thread = Thread { [handle, sink, pollThreadDone] in
+            backgroundThreads.enterCurrentThread(name: "rdkafka-poll")
             while sink.polling.load(ordering: .relaxed) { rd_kafka_poll(handle.pointer, 100) }
             pollThreadDone.signal()
         }

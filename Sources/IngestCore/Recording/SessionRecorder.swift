@@ -39,15 +39,19 @@ public struct RecorderConfiguration: Sendable {
     /// When more than this many rows wait to be written, `record` waits (offline sources) instead of growing the
     /// queue; `nil` never waits (live sockets must not block).
     public var maxPendingBeforeWaiting: Int?
+    /// How the writer and checkpoint threads are scheduled (`KIS_BACKGROUND_THREADS` in the live tools).
+    public var backgroundThreads: BackgroundThreads
 
     public init(path: String, batchSize: Int = 1000, batchInterval: Duration? = .milliseconds(200),
-                rotateBytes: Int64? = nil, rotateInterval: Duration? = nil, maxPendingBeforeWaiting: Int? = nil) {
+                rotateBytes: Int64? = nil, rotateInterval: Duration? = nil, maxPendingBeforeWaiting: Int? = nil,
+                backgroundThreads: BackgroundThreads = .normal) {
         self.path = path
         self.batchSize = max(1, batchSize)
         self.batchInterval = batchInterval
         self.rotateBytes = rotateBytes
         self.rotateInterval = rotateInterval
         self.maxPendingBeforeWaiting = maxPendingBeforeWaiting
+        self.backgroundThreads = backgroundThreads
     }
 }
 
@@ -90,11 +94,15 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
         if FileManager.default.fileExists(atPath: configuration.path) {
             throw RecordingError("\(configuration.path) already exists: choose another path or remove it (recordings are never overwritten)")
         }
-        file = try RecordingFile.create(path: configuration.path, session: session, previous: nil)
+        file = try RecordingFile.create(path: configuration.path, session: session, previous: nil,
+                                        backgroundThreads: configuration.backgroundThreads)
         files = [configuration.path]
         record(RecordedMessage(receivedAt: session.startedAt, kind: .start, trID: nil,
                                body: "{\"source_url\":\(JSONText.quote(session.sourceURL)),\"tool\":\(JSONText.quote(session.toolVersion))}"))
-        let thread = Thread { [self] in writerLoop() }
+        let thread = Thread { [self] in
+            configuration.backgroundThreads.enterCurrentThread(name: "recorder-writer")
+            writerLoop()
+        }
         thread.name = "recorder-writer"
         thread.start()
     }
@@ -228,7 +236,8 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
             lastReceivedAt - file.firstReceivedAt >= Int64(interval.nanosecondsDouble) { due = true }
         guard due else { return }
         let nextPath = Self.rotatedPath(configuration.path, index: files.count)
-        let next = try RecordingFile.create(path: nextPath, session: info, previous: file.path)
+        let next = try RecordingFile.create(path: nextPath, session: info, previous: file.path,
+                                            backgroundThreads: configuration.backgroundThreads)
         file.finish(endedAt: lastReceivedAt, reason: "rotated", next: nextPath)
         file = next
         condition.lock()
@@ -259,17 +268,19 @@ final class RecordingFile {
     /// Block bytes committed since the checkpointer was last asked to run.
     private var sinceCheckpoint = 0
 
-    private init(path: String, database: SQLiteDatabase, sessionID: Int64) throws(SQLiteError) {
+    private init(path: String, database: SQLiteDatabase, sessionID: Int64, backgroundThreads: BackgroundThreads) throws(SQLiteError) {
         self.path = path
         self.database = database
         self.sessionID = sessionID
         self.insert = try database.prepare(
             "INSERT INTO message_blocks (first_seq, last_seq, session_id, min_ns, max_ns, frames) VALUES (?, ?, ?, ?, ?, ?)")
         // Last: once started, its thread runs until `finish`.
-        self.checkpointer = try WALCheckpointer(path: path)
+        self.checkpointer = try WALCheckpointer(path: path, backgroundThreads: backgroundThreads)
     }
 
-    static func create(path: String, session: SessionInfo, previous: String?) throws(RecordingError) -> RecordingFile {
+    static func create(path: String, session: SessionInfo, previous: String?, backgroundThreads: BackgroundThreads = .normal)
+        throws(RecordingError) -> RecordingFile
+    {
         do {
             let db = try SQLiteDatabase(path: path)
             // 16 KiB pages (set before anything is written). A block fills a chain of overflow pages whose last
@@ -301,7 +312,7 @@ final class RecordingFile {
             try db.execute("PRAGMA user_version = \(RecordingSchema.version)")
             try db.execute("COMMIT")
             guard case .integer(let sessionID) = id.first?.first else { throw RecordingError("\(path): no session id") }
-            return try RecordingFile(path: path, database: db, sessionID: sessionID)
+            return try RecordingFile(path: path, database: db, sessionID: sessionID, backgroundThreads: backgroundThreads)
         } catch let error as SQLiteError {
             throw RecordingError("cannot create recording \(path): \(error.message)")
         } catch let error as RecordingError {
@@ -382,10 +393,13 @@ final class WALCheckpointer: @unchecked Sendable {
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
 
-    init(path: String) throws(SQLiteError) {
+    init(path: String, backgroundThreads: BackgroundThreads = .normal) throws(SQLiteError) {
         walPath = path + "-wal"
         database = try SQLiteDatabase(path: path)
-        let thread = Thread { [self] in run() }
+        let thread = Thread { [self] in
+            backgroundThreads.enterCurrentThread(name: "recorder-ckpt")
+            run()
+        }
         thread.name = "recorder-checkpoint"
         thread.start()
     }
