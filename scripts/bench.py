@@ -233,7 +233,7 @@ def replay_pair(a, path, run, codec):
     r = subprocess.run([a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", a.brokers, "-s", str(size),
                         "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
                         "-c", str(messages), "-z", codec, "-a", "-1", "-X", "enable.idempotence=true",
-                        "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=20000", "-X", "partitioner=murmur2_random", "-X", "client.id=kis-bench"],
+                        "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=10000", "-X", "partitioner=murmur2_random", "-X", "client.id=kis-bench"],
                        capture_output=True, text=True)
     wall_theirs = time.monotonic() - start
     cpu_theirs, broker_theirs, wire_theirs = children_cpu() - cpu0, broker_cpu() - broker0, loopback_bytes() - lo0

