@@ -77,7 +77,6 @@ public final class IngestEngine: InlineConsumer, @unchecked Sendable {
             publish()
             done.signal()
         }
-        thread.name = "ingest-pipeline"
         thread.start()
     }
 

@@ -58,13 +58,19 @@ public final class KafkaProducer: Sendable {
         // Logs go to the poll thread's queue instead of librdkafka's internal threads.
         rd_kafka_conf_set(conf, "log.queue", "true", &errorBuffer, errorBuffer.count)
         if backgroundThreads == .batch {
-            // Interceptors on the configuration are added to the client by an on_new interceptor.
-            rd_kafka_conf_interceptor_add_on_new(conf, "kis.threads", { rk, _, _, _, _ in
+            // Interceptors on the configuration are added to the client by an on_new interceptor (whose error, if
+            // any, librdkafka logs).
+            let added = rd_kafka_conf_interceptor_add_on_new(conf, "kis.threads", { rk, _, _, _, _ in
                 rd_kafka_interceptor_add_on_thread_start(rk, "kis.threads", { _, _, _, _ in
                     BackgroundThreads.batch.enterCurrentThread(name: nil)  // librdkafka names its threads itself
                     return RD_KAFKA_RESP_ERR_NO_ERROR
                 }, nil)
             }, nil)
+            if added != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.warning(
+                    "librdkafka's threads keep the default scheduling policy: \(String(cString: rd_kafka_err2str(added)))",
+                    metadata: ["setting": "KIS_BACKGROUND_THREADS=batch"])
+            }
         }
         let sink = ProducerSink(logger: logger)
         let opaque = Unmanaged.passRetained(sink).toOpaque()
@@ -123,7 +129,6 @@ public final class KafkaProducer: Sendable {
             while sink.polling.load(ordering: .relaxed) { rd_kafka_poll(handle.pointer, 100) }
             pollThreadDone.signal()
         }
-        thread.name = "rdkafka-poll"
         thread.start()
     }
 

@@ -128,6 +128,7 @@ public final class RecordingReader {
         let paths = paths
         let batch = max(1, batch)
         let thread = Thread {
+            BackgroundThreads.normal.enterCurrentThread(name: "replay-reader")  // named only
             var current = RowBatch(rows: batch, bytes: 0)
             do {
                 try Self.readRows(paths: paths, from: from, to: to, fromSeq: fromSeq) { row in
@@ -151,7 +152,6 @@ public final class RecordingReader {
                 queue.finish(error)
             }
         }
-        thread.name = "replay-reader"
         thread.start()
         defer { queue.stopAndWait() }
         while var rows = try queue.take() {

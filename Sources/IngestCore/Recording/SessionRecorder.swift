@@ -103,7 +103,6 @@ public final class SessionRecorder: RawMessageSink, @unchecked Sendable {
             configuration.backgroundThreads.enterCurrentThread(name: "recorder-writer")
             writerLoop()
         }
-        thread.name = "recorder-writer"
         thread.start()
     }
 
@@ -400,7 +399,6 @@ final class WALCheckpointer: @unchecked Sendable {
             backgroundThreads.enterCurrentThread(name: "recorder-ckpt")
             run()
         }
-        thread.name = "recorder-checkpoint"
         thread.start()
     }
 

@@ -363,8 +363,10 @@ final class ServeConnection: @unchecked Sendable {
     func drop() { channel.close(promise: nil) }
 
     func startTimers() {
-        let thread = Thread { [self] in playbackLoop() }
-        thread.name = "serve-playback"
+        let thread = Thread { [self] in
+            BackgroundThreads.normal.enterCurrentThread(name: "serve-playback")  // named only
+            playbackLoop()
+        }
         thread.start()
         schedulePing()
     }
