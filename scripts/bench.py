@@ -307,8 +307,9 @@ def bench_recorder(a):
     log("== 3. session store: frames/s (WAL, batched) and bytes on disk per frame vs raw")
     rates, ratios, disk = [], [], []
     # The stage before this one leaves a broker holding millions of messages and dirty pages in the page cache, so
-    # each run starts on a fresh broker with the earlier writes flushed: a confounder removed, not a speed-up (checked
-    # in the ninth round: right after a replay 1.24 M and 1.15 M frames/s without this, 1.22 M and 1.16 M with it).
+    # the stage starts on a fresh broker and each run with the earlier writes flushed: a confounder removed, not a
+    # speed-up (checked in the ninth round: right after a replay 1.24 M and 1.15 M frames/s without this, 1.22 M and
+    # 1.16 M with it).
     fresh_broker()
     for i in range(a.runs):
         os.sync()

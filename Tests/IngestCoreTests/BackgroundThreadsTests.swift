@@ -26,18 +26,13 @@ import Testing
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// This process's threads whose name starts with `prefix` and that run under `SCHED_BATCH` (policy 3, field 41
-    /// of `/proc/self/task/<tid>/stat`).
+    /// This process's threads whose name starts with `prefix` and that run under `SCHED_BATCH`, as the kernel says
+    /// (`sched_getscheduler` of each thread id).
     private static func batchThreads(_ prefix: String) -> Int {
         let tids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
         return tids.filter { tid in
-            guard Self.comm(tid)?.hasPrefix(prefix) == true,
-                  let stat = try? String(contentsOfFile: "/proc/self/task/\(tid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")")
-            else { return false }
-            // Fields after the command name start at field 3; the policy is field 41.
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 38 && fields[38] == "3"
+            guard Self.comm(tid)?.hasPrefix(prefix) == true, let id = Int32(tid) else { return false }
+            return sched_getscheduler(id) == BackgroundThreads.schedBatch
         }.count
     }
 

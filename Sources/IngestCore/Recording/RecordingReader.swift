@@ -128,7 +128,7 @@ public final class RecordingReader {
         let paths = paths
         let batch = max(1, batch)
         let thread = Thread {
-            BackgroundThreads.normal.enterCurrentThread(name: "replay-reader")  // named only
+            BackgroundThreads.nameCurrentThread("replay-reader")
             var current = RowBatch(rows: batch, bytes: 0)
             do {
                 try Self.readRows(paths: paths, from: from, to: to, fromSeq: fromSeq) { row in

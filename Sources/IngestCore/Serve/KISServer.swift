@@ -364,7 +364,7 @@ final class ServeConnection: @unchecked Sendable {
 
     func startTimers() {
         let thread = Thread { [self] in
-            BackgroundThreads.normal.enterCurrentThread(name: "serve-playback")  // named only
+            BackgroundThreads.nameCurrentThread("serve-playback")
             playbackLoop()
         }
         thread.start()

@@ -24,7 +24,7 @@ public enum BackgroundThreads: String, Sendable, CaseIterable {
     /// once per process as a warning and otherwise ignored: the thread runs on under the default policy.
     public func enterCurrentThread(name: String?) {
         #if os(Linux)
-        if let name { Self.setCurrentThreadName(name) }
+        if let name { Self.nameCurrentThread(name) }
         guard self == .batch else { return }
         var parameters = sched_param(sched_priority: 0)
         if sched_setscheduler(0, Self.schedBatch, &parameters) != 0 {
@@ -49,18 +49,22 @@ public enum BackgroundThreads: String, Sendable, CaseIterable {
 
     private static let warned = Atomic<Bool>(false)
 
-    #if os(Linux)
-    /// `SCHED_BATCH` from `<bits/sched.h>`: a GNU extension that Swift's `Glibc` module does not import.
-    static let schedBatch: Int32 = 3
-
-    /// `pthread_setname_np` is a GNU extension too; writing the thread's own `comm` file is the same operation
-    /// (proc(5)). At most 15 bytes are kept.
-    private static func setCurrentThreadName(_ name: String) {
+    /// Names the calling thread only, whatever its policy (threads outside the live path: serve's, the replay's).
+    /// Foundation's `Thread.name` does not reach the kernel here. `pthread_setname_np` is a GNU extension that Swift's
+    /// `Glibc` module does not import; writing the thread's own `comm` file is the same operation (proc(5)). At most
+    /// 15 bytes are kept.
+    public static func nameCurrentThread(_ name: String) {
+        #if os(Linux)
         let fd = open("/proc/thread-self/comm", O_WRONLY)
         guard fd >= 0 else { return }
         defer { close(fd) }
         let bytes = Array(name.utf8.prefix(15))
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        #endif
     }
+
+    #if os(Linux)
+    /// `SCHED_BATCH` from `<bits/sched.h>`: a GNU extension that Swift's `Glibc` module does not import.
+    static let schedBatch: Int32 = 3
     #endif
 }
