@@ -48,7 +48,7 @@ struct IngestDaemon: AsyncParsableCommand {
         // The pipeline threads serve the producer's delivery reports themselves (see KafkaProducer).
         let producer = try KafkaProducer(
             configuration: configuration.kafka, logger: Logger(label: "kis.kafka"), pollsOnOwnThread: false,
-            backgroundThreads: configuration.backgroundThreads)
+            backgroundThreads: configuration.backgroundThreads, topics: configuration.topics.allTopics)
         let live = try LiveSession(configuration: configuration, producer: producer, recordPath: record, logger: logger)
         var endpoints: HTTPEndpointServer?
         if let (host, port) = configuration.metricsAddress {

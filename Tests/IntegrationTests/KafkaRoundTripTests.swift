@@ -132,6 +132,62 @@ import Testing
         _ = producer.close(timeout: .seconds(5))
     }
 
+    /// Topics named when the producer is made: their partitions are known before the first send, the hot path's
+    /// records go out through their handles (each to its own topic), a topic not named there still works by name, and
+    /// the delivery latency histogram holds the first delivery and every 16th after it.
+    @Test func preparedTopicsTakeTheHotPath() throws {
+        let brokers = try LocalServices.kafkaBrokers
+        let topics = TopicConfiguration(prefix: LocalServices.uniquePrefix("prepared"))
+        let tick = topics.prefix + "market.tick", book = topics.prefix + "market.orderbook"
+        let dead = topics.prefix + "market.deadletter"
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: brokers), topics: [tick, book, tick])
+        #expect(producer.awaitTopicMetadata(timeout: .seconds(20)))
+        var pipeline = FramePipeline(topics: topics)
+        var sent: [String: [[UInt8]]] = [:]
+        for file in Corpus.files {
+            for line in try Corpus.items(file).flatMap(\.lines) {
+                try pipeline.process(
+                    line, receivedAt: 1_753_833_600_000_000_000,
+                    encoded: { record in
+                        try producer.send(record)
+                        sent[record.topic, default: []].append(Array(record.value))
+                    },
+                    other: { output in
+                        guard let record = KafkaRecord(output) else { return }
+                        try producer.send(record)
+                        sent[record.topic, default: []].append(record.value)
+                    })
+            }
+        }
+        #expect(sent[tick]?.count == 6)
+        #expect(sent[book]?.count == 5)
+        #expect(sent[dead]?.count == 17)
+        #expect(producer.flush(timeout: .seconds(30)) == 0)
+        let delivered = producer.counters.delivered
+        #expect(delivered == 28)
+        #expect(producer.counters.failed == 0)
+        #expect(producer.deliveryLatency.count == UInt64((delivered + 15) / 16))
+
+        let got = try KafkaConsumer(brokers: brokers).readAll([tick, book, dead], expected: 28, idle: .seconds(5))
+        for topic in [tick, book, dead] {
+            let landed = got.filter { $0.topic == topic }.map(\.value)
+            #expect(landed.sorted { $0.lexicographicallyPrecedes($1) } == (sent[topic] ?? []).sorted { $0.lexicographicallyPrecedes($1) },
+                    "\(topic)")
+        }
+        _ = producer.close(timeout: .seconds(5))
+    }
+
+    /// No broker: waiting for the prepared topics' partitions gives up at its timeout and says so.
+    @Test func topicMetadataWaitEndsWithoutABroker() throws {
+        let producer = try KafkaProducer(
+            configuration: KafkaConfiguration(brokers: "127.0.0.1:1", properties: ["socket.connection.setup.timeout.ms": "1000"]),
+            topics: ["nowhere"])
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(!producer.awaitTopicMetadata(timeout: .milliseconds(800)))
+        #expect(clock.now - start < .seconds(5))
+    }
+
     /// An unreachable broker: nothing is lost silently; every message is reported failed with a reason.
     @Test func unreachableBrokerIsReported() throws {
         let producer = try KafkaProducer(configuration: KafkaConfiguration(
