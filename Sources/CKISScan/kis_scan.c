@@ -130,7 +130,29 @@ size_t kis_scan_separators(
     return scan_sse2(bytes, length, position, out, count, capacity);
 }
 
+size_t kis_find_quote_or_backslash(const uint8_t *bytes, size_t from, size_t length) {
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    size_t i = from;
+    for (; i + 16 <= length; i += 16) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)(bytes + i));
+        const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+        if (mask != 0) return i + (size_t)__builtin_ctz((unsigned)mask);
+    }
+    for (; i < length; i++) {
+        if (bytes[i] == '"' || bytes[i] == '\\') return i;
+    }
+    return length;
+}
+
 #else
+
+size_t kis_find_quote_or_backslash(const uint8_t *bytes, size_t from, size_t length) {
+    for (size_t i = from; i < length; i++) {
+        if (bytes[i] == '"' || bytes[i] == '\\') return i;
+    }
+    return length;
+}
 
 int kis_scan_level(void) { return 0; }
 

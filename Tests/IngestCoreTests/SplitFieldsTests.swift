@@ -36,6 +36,29 @@ import Testing
         }
     }
 
+    /// `kis_find_quote_or_backslash` (the recording reader's JSON string scan, sixteen bytes per compare) against a
+    /// byte-by-byte search, for every start and length across the block size, with quotes, backslashes and their
+    /// neighbours anywhere or nowhere.
+    @Test func quoteOrBackslashMatchesAByteByByteSearch() {
+        var rng = SplitMix64(seed: 7)
+        let alphabet: [UInt8] = [0x22, 0x5C, 0x21, 0x23, 0x5B, 0x5D, 0xA2, 0xDC, 0x00, 0xFF, 0x41, 0x30]
+        for round in 0..<1_000 {
+            let length = Int(rng.next() % 100)
+            let sparse = round % 2 == 0
+            let bytes = (0..<length).map { _ -> UInt8 in
+                let b = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                return sparse && (b == 0x22 || b == 0x5C) && rng.next() % 8 != 0 ? 0x41 : b
+            }
+            bytes.withUnsafeBufferPointer { p in
+                for from in 0...length {
+                    let expected = (from..<length).first { bytes[$0] == 0x22 || bytes[$0] == 0x5C } ?? length
+                    let got = kis_find_quote_or_backslash(p.baseAddress ?? UnsafePointer(bitPattern: 1)!, from, length)
+                    #expect(got == expected, "round \(round), from \(from), \(length) bytes")
+                }
+            }
+        }
+    }
+
     @Test func growsPastItsCapacityForEveryAlignment() {
         // All separators: the most fields per byte, so every word needs eight slots.
         for length in [0, 1, 7, 8, 9, 15, 16, 17, 62, 63, 64, 65, 79, 80, 81, 127, 128, 129, 1000] {

@@ -22,4 +22,8 @@ int kis_scan_level(void);
 size_t kis_scan_separators_at(
     int level, const uint8_t *bytes, size_t length, size_t *position, int32_t *out, size_t count, size_t capacity);
 
+/// The index of the first '"' or '\\' of `bytes[from ..< length]`, or `length` when there is none: the end of a JSON
+/// string without escapes. Sixteen bytes per compare on x86-64 (SSE2), a byte at a time elsewhere.
+size_t kis_find_quote_or_backslash(const uint8_t *bytes, size_t from, size_t length);
+
 #endif

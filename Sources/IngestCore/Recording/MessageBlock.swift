@@ -1,3 +1,5 @@
+internal import CKISScan
+
 /// Format 2's unit of storage: the messages of one committed batch in one row of `message_blocks`.
 ///
 /// `frames` is a JSON array with one element per message, in sequence order (`seq = first_seq + index`):
@@ -260,21 +262,12 @@ package enum MessageBlock {
             guard peek == UInt8(ascii: "\"") else { throw Malformed(offset: i, expected: "\(what()) (a string)") }
             i += 1
             let start = i
-            // Fast path: no escape before the closing quote, eight bytes at a time.
-            let raw = UnsafeRawPointer(bytes.baseAddress!)
-            while i + 8 <= bytes.count {
-                let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                if SWAR.hasByte(w, 0x22) || SWAR.hasByte(w, 0x5C) { break }
-                i += 8
-            }
-            while i < bytes.count {
-                let b = bytes[i]
-                if b == UInt8(ascii: "\"") {
-                    i += 1
-                    return .borrowed(start, i - 1 - start)
-                }
-                if b == UInt8(ascii: "\\") { break }
+            // Fast path: no escape before the closing quote, sixteen bytes per compare (the replay's reader spent a
+            // third of its time here with eight-byte words).
+            i = kis_find_quote_or_backslash(bytes.baseAddress!, i, bytes.count)
+            if i < bytes.count, bytes[i] == UInt8(ascii: "\"") {
                 i += 1
+                return .borrowed(start, i - 1 - start)
             }
             guard i < bytes.count else { throw Malformed(offset: start - 1, expected: "\(what()) (a string closed by \")") }
             // Escapes: decode into scratch.
