@@ -1,5 +1,14 @@
 #include "kis_scan.h"
 
+/// The first '"' or '\\' of `bytes[from ..< length]`, a byte at a time (the tail of the vector scan, and the scan
+/// off x86-64); `length` when there is none.
+static inline size_t find_quote_or_backslash_bytewise(const uint8_t *bytes, size_t from, size_t length) {
+    for (size_t i = from; i < length; i++) {
+        if (bytes[i] == '"' || bytes[i] == '\\') return i;
+    }
+    return length;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -139,19 +148,13 @@ size_t kis_find_quote_or_backslash(const uint8_t *bytes, size_t from, size_t len
         const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
         if (mask != 0) return i + (size_t)__builtin_ctz((unsigned)mask);
     }
-    for (; i < length; i++) {
-        if (bytes[i] == '"' || bytes[i] == '\\') return i;
-    }
-    return length;
+    return find_quote_or_backslash_bytewise(bytes, i, length);
 }
 
 #else
 
 size_t kis_find_quote_or_backslash(const uint8_t *bytes, size_t from, size_t length) {
-    for (size_t i = from; i < length; i++) {
-        if (bytes[i] == '"' || bytes[i] == '\\') return i;
-    }
-    return length;
+    return find_quote_or_backslash_bytewise(bytes, from, length);
 }
 
 int kis_scan_level(void) { return 0; }

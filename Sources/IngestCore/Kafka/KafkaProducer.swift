@@ -378,25 +378,21 @@ public final class KafkaProducer: Sendable {
     }
 }
 
-/// A topic handle made by `KafkaProducer.init`, with its name as a C string for the per-message match. Both live as
-/// long as the producer (which destroys them before its client).
+/// A topic handle made by `KafkaProducer.init`, with its name as a C string (`TopicName`, as the pipeline holds
+/// it) for the per-message match. The handle lives as long as the producer, which destroys it before its client.
 struct PreparedTopic: @unchecked Sendable {
-    let name: String
-    let cName: UnsafeMutablePointer<CChar>
+    let topic: TopicName
     let handle: OpaquePointer
 
+    var name: String { topic.string }
+    var cName: UnsafePointer<CChar> { UnsafePointer(topic.cString) }
+
     init(name: String, handle: OpaquePointer) {
-        self.name = name
+        topic = TopicName(name)
         self.handle = handle
-        let bytes = Array(name.utf8CString)
-        cName = .allocate(capacity: bytes.count)
-        cName.initialize(from: bytes, count: bytes.count)
     }
 
-    func destroy() {
-        rd_kafka_topic_destroy(handle)
-        cName.deallocate()
-    }
+    func destroy() { rd_kafka_topic_destroy(handle) }
 }
 
 /// A librdkafka handle: thread-safe by librdkafka's contract, so it may cross threads.
