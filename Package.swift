@@ -58,7 +58,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Stage benchmarks, run by scripts/bench (not part of the tests).
-        .executableTarget(name: "kis-bench", dependencies: executableDependencies, swiftSettings: swiftSettings),
+        .executableTarget(name: "kis-bench", dependencies: executableDependencies + ["CRdKafka"], swiftSettings: swiftSettings),
         // The public KIS frame corpus (fixtures/kis-frames), shared by both test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(

@@ -8,8 +8,8 @@ import IngestCore
 struct KisBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kis-bench",
-        abstract: "Stage benchmarks for scripts/bench: parse + encode, the session store.",
-        subcommands: [Parse.self, Recorder.self])
+        abstract: "Stage benchmarks for scripts/bench: parse + encode, the session store, the replay's bytes from memory.",
+        subcommands: [Parse.self, Recorder.self, SameBytes.self])
 }
 
 /// Real KIS records (the protocol reference's official trade and a corpus order book) as frames of 1 or N records.

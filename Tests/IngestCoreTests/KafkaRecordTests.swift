@@ -84,6 +84,8 @@ import Testing
         #expect(c.properties["enable.idempotence"] == "true")
         #expect(c.properties["compression.type"] == "snappy")
         #expect(c.properties["partitioner"] == "murmur2_random")
+        #expect(c.properties["enable.metrics.push"] == "false")
+        #expect(KafkaConfiguration(environment: ["KAFKA_PROPERTY_ENABLE_METRICS_PUSH": "true"]).properties["enable.metrics.push"] == "true")
     }
 
     @Test func environmentOverrides() {

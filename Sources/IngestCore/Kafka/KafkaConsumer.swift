@@ -32,6 +32,8 @@ public final class KafkaConsumer {
         let all = [
             "bootstrap.servers": brokers, "group.id": "kis-ingest-reader-\(UUID().uuidString)",
             "enable.auto.commit": "false", "auto.offset.reset": "earliest", "enable.partition.eof": "false",
+            // As the producer (KafkaConfiguration.defaultProperties): no KIP-714 push, no 1 s wait in destroy.
+            "enable.metrics.push": "false",
         ].merging(properties) { _, new in new }
         for (name, value) in all where rd_kafka_conf_set(conf, name, value, &errorBuffer, errorBuffer.count) != RD_KAFKA_CONF_OK {
             rd_kafka_conf_destroy(conf)
