@@ -34,7 +34,7 @@ struct SameBytes: ParsableCommand {
         let seconds = (ContinuousClock.now - start).nanosecondsDouble / 1e9
         let cpu = Self.cpuSeconds() - cpu0
         guard delivered.ok == loaded.count else {
-            throw ValidationError("\(delivered.ok) of \(loaded.count) messages delivered, \(delivered.failed) failed")
+            throw BenchFailure("\(delivered.ok) of \(loaded.count) messages delivered, \(delivered.failed) failed")
         }
         print("{\"bench\":\"same-bytes\",\"messages\":\(loaded.count),\"seconds\":\(seconds),\"messages_per_s\":\(Double(loaded.count) / seconds),\"cpu_s\":\(cpu),\"load_seconds\":\(loaded.seconds),\"metadata_seconds\":\(Self.metadataSeconds),\"key_value_bytes\":\(loaded.keyValueBytes),\"thread_cpu_s\":{\(Self.threads.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ","))}}")
     }
@@ -102,7 +102,7 @@ struct SameBytes: ParsableCommand {
                     },
                     other: { _ in })  // dead letters and control messages: a handful, not sent here
             }
-            guard bytes.count < Int32.max else { throw ValidationError("recording too large for this benchmark") }
+            guard bytes.count < Int32.max else { throw BenchFailure("recording too large for this benchmark") }
             seconds = (ContinuousClock.now - start).nanosecondsDouble / 1e9
         }
     }
@@ -137,7 +137,7 @@ struct SameBytes: ParsableCommand {
         var errstr = [CChar](repeating: 0, count: 512)
         for (name, value) in properties.sorted(by: { $0.key < $1.key })
         where rd_kafka_conf_set(conf, name, value, &errstr, errstr.count) != RD_KAFKA_CONF_OK {
-            throw ValidationError("librdkafka property \(name): \(text(errstr))")
+            throw BenchFailure("librdkafka property \(name): \(text(errstr))")
         }
         let counts = Counts()
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(counts).toOpaque())
@@ -146,7 +146,7 @@ struct SameBytes: ParsableCommand {
             if message!.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { counts.ok += 1 } else { counts.failed += 1 }
         }
         guard let rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errstr, errstr.count) else {
-            throw ValidationError("rd_kafka_new: \(text(errstr))")
+            throw BenchFailure("rd_kafka_new: \(text(errstr))")
         }
         defer { rd_kafka_destroy(rk) }
         let handles = loaded.topicNames.map { rd_kafka_topic_new(rk, $0, nil) }
@@ -154,22 +154,25 @@ struct SameBytes: ParsableCommand {
         let metadataStart = ContinuousClock.now
         // As ingest-replay (awaitTopicMetadata): know every topic's partitions before the first message, or a new
         // topic waits for librdkafka's once-a-second topic scan with the queue full.
-        for h in handles {
+        for (h, name) in zip(handles, loaded.topicNames) {
             let deadline = ContinuousClock.now + .seconds(10)
-            while ContinuousClock.now < deadline {
+            var known = false
+            while !known {
+                guard ContinuousClock.now < deadline else {
+                    throw BenchFailure("Kafka brokers \(properties["bootstrap.servers"] ?? "?") did not give the partitions of \(name) within 10 s (check KAFKA_BROKERS)")
+                }
                 var metadata: UnsafePointer<rd_kafka_metadata_t>?
                 let err = rd_kafka_metadata(rk, 0, h, &metadata, 1000)
-                let known = err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata.map {
+                known = err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata.map {
                     $0.pointee.topic_cnt == 1 && $0.pointee.topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR
                         && $0.pointee.topics[0].partition_cnt > 0
                 } == true
                 if let metadata { rd_kafka_metadata_destroy(metadata) }
-                if known { break }
-                usleep(20_000)
+                if !known { usleep(20_000) }
             }
         }
-        // The header names as C strings once (a Swift String argument would be bridged on every call).
         metadataSeconds = (ContinuousClock.now - metadataStart).nanosecondsDouble / 1e9
+        // The header names as C strings once (a Swift String argument would be bridged on every call).
         let names: [(UnsafePointer<CChar>, Int)] = ([KafkaHeaderName.trID, KafkaHeaderName.receivedAt, KafkaHeaderName.record] as [String]).map {
             let c = strdup($0)!
             return (UnsafePointer(c), strlen(c))
@@ -218,4 +221,10 @@ struct SameBytes: ParsableCommand {
         threads = threadCPU()
         return (counts.ok, counts.failed)
     }
+}
+
+/// A benchmark that could not run: printed as `Error: <message>`, without the usage text.
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
