@@ -8,8 +8,9 @@ import IngestCore
 /// writes its own (a header copy per message, `rd_kafka_poll(10)` on a full queue, `poll(0)` every 1 000), with
 /// ingest-replay's producer settings. Where `ingest-replay --max` and `rdkafka_performance` differ in what they
 /// send (real Protobuf against one repeated pattern), this sends exactly what ingest-replay sends, so:
-/// ingest-replay ÷ this is what reading, parsing, encoding and our producer wrapper cost, and this ÷
-/// `rdkafka_performance` is what the data costs librdkafka and the broker.
+/// ingest-replay ÷ this is what everything ingest-replay does besides producing costs (reading, parsing, encoding,
+/// our producer wrapper, and what they do to librdkafka's own work), and this ÷ `rdkafka_performance` is what the
+/// data costs librdkafka and the broker.
 struct SameBytes: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "same-bytes",

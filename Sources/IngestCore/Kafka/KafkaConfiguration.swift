@@ -14,8 +14,8 @@ public struct KafkaConfiguration: Sendable, Equatable {
     /// and `rd_kafka_destroy` then waits up to 1 s for the push to end, on a condition variable that librdkafka's main
     /// thread sometimes signals before the wait starts (`rd_kafka_telemetry_await_termination`: a lost wake-up, the
     /// whole second is waited). Measured: `ingest-replay --max` spent 1.005 s after its last delivery in 3 runs of 5,
-    /// 4–5 ms in 5 of 5 with the push off. Our metrics are
-    /// Prometheus's (`/metrics`); `KAFKA_PROPERTY_ENABLE_METRICS_PUSH=true` turns the push back on.
+    /// 4–5 ms in 5 of 5 with the push off. Our metrics are Prometheus's (`/metrics`);
+    /// `KAFKA_PROPERTY_ENABLE_METRICS_PUSH=true` turns the push back on.
     public static let defaultProperties: [String: String] = [
         "acks": "all",
         "enable.idempotence": "true",
