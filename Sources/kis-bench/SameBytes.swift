@@ -18,6 +18,8 @@ struct SameBytes: ParsableCommand {
 
     @Argument(help: "The recording (SQLite).") var recording: String
     @Option(help: "Topic prefix.") var topicPrefix = ""
+    @Option(help: "Messages/s to hold the loop to (0: flat out). A diagnostic: does librdkafka's work per message grow when it is fed more slowly?")
+    var rate = 0.0
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
@@ -31,7 +33,7 @@ struct SameBytes: ParsableCommand {
         }
         let cpu0 = Self.cpuSeconds()
         let start = ContinuousClock.now
-        let delivered = try Self.produce(loaded, properties: kafka.librdkafkaProperties)
+        let delivered = try Self.produce(loaded, properties: kafka.librdkafkaProperties, rate: rate)
         let seconds = (ContinuousClock.now - start).nanosecondsDouble / 1e9
         let cpu = Self.cpuSeconds() - cpu0
         guard delivered.ok == loaded.count else {
@@ -133,7 +135,7 @@ struct SameBytes: ParsableCommand {
         var failed = 0
     }
 
-    static func produce(_ loaded: Loaded, properties: [String: String]) throws -> (ok: Int, failed: Int) {
+    static func produce(_ loaded: Loaded, properties: [String: String], rate: Double) throws -> (ok: Int, failed: Int) {
         let conf = rd_kafka_conf_new()
         var errstr = [CChar](repeating: 0, count: 512)
         for (name, value) in properties.sorted(by: { $0.key < $1.key })
@@ -184,7 +186,14 @@ struct SameBytes: ParsableCommand {
                 let base = UnsafeMutableRawPointer(mutating: all.baseAddress!)
                 var vu = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
                 vu.withUnsafeMutableBufferPointer { vu in
+                    let paceStart = ContinuousClock.now
+                    let nanosecondsPerMessage = rate > 0 ? 1e9 / rate : 0
                     for (i, m) in loaded.messages.enumerated() {
+                        if rate > 0, i & 63 == 0 {
+                            // Spin (no sleep: a sleep would idle the core the loop stands for) until this message's turn.
+                            let due = paceStart + .nanoseconds(Int64(Double(i) * nanosecondsPerMessage))
+                            while ContinuousClock.now < due { rd_kafka_poll(rk, 0) }
+                        }
                         while true {
                             let headers = rd_kafka_headers_new(3)
                             rd_kafka_header_add(headers, names[0].0, names[0].1, base + Int(m.trID), Int(m.trIDCount))
