@@ -92,24 +92,46 @@ func waitUntil(_ seconds: Double, _ condition: () async throws -> Bool) async re
     return try await condition()
 }
 
-/// A TCP port on 127.0.0.1 that nothing uses right now, chosen by the kernel (random picks can collide with the
-/// ephemeral ports of other connections).
+/// A TCP port on 127.0.0.1 that nothing listens on right now and that no connection can take meanwhile: it lies
+/// below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), from which the source ports of
+/// outgoing connections come. A port the kernel picks itself lies inside that range, and a test that binds it
+/// seconds later can find it taken by a connection to the broker (seen in CI: "Address already in use"). No port is
+/// handed out twice in one test process.
 func freePort() throws -> Int {
+    let ephemeralStart = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))
+        .flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } } ?? 32768
+    // Above the local services' ports (redis 16379, broker 19092) and below the ephemeral range.
+    let range = 20000..<max(20001, min(ephemeralStart, 32768))
+    for _ in 0..<1000 {
+        let port = Int.random(in: range)
+        guard PortLedger.claim(port) else { continue }
+        if try canBind(port) { return port }
+    }
+    throw PortExhausted(range: range)
+}
+
+private struct PortExhausted: Error, CustomStringConvertible {
+    let range: Range<Int>
+    var description: String { "no free TCP port on 127.0.0.1 in \(range) after 1000 tries" }
+}
+
+/// The ports this test process has handed out.
+private enum PortLedger {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var taken = Set<Int>()
+    static func claim(_ port: Int) -> Bool { lock.withLock { taken.insert(port).inserted } }
+}
+
+private func canBind(_ port: Int) throws -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     try #require(fd >= 0, "socket() failed")
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = UInt16(port).bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    try #require(bound == 0, "bind() failed")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let named = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    try #require(named == 0, "getsockname() failed")
-    return Int(UInt16(bigEndian: address.sin_port))
+    return bound == 0
 }
