@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Where the replay's CPU goes, per thread (a diagnostic next to scripts/bench, not part of the tests).
 
-    scripts/replay_threads.py [--pairs 6] [--dry-runs 3] [--recording PATH]
+    scripts/replay_threads.py [--pairs 6] [--recording PATH]
 
-Runs `ingest-replay --max` and `kis-bench same-bytes` (the same messages produced from memory by a bare librdkafka
-loop) alternately, each on a freshly restarted local broker, then `ingest-replay --max --dry-run` (reading, parsing
-and encoding only). Every thread's CPU time comes from /proc/<pid>/task/<tid>/schedstat, sampled every 3 ms until the
-process exits; the broker's from /proc/<pid>/stat. Prints each run and the medians. Expects release binaries
-(`swift build -c release`, or scripts/bench) and starts the local services if needed. README "Performance", item 42.
+Runs, in rounds, `ingest-replay --max`, `kis-bench same-bytes` (the same messages produced from memory by a bare
+librdkafka loop), `rdkafka_performance` (the same count and size, the bench's command), each on a freshly restarted
+local broker, and `ingest-replay --max --dry-run` (reading, parsing and encoding only). Every thread's CPU time, and
+its time runnable but waiting for a core, comes from /proc/<pid>/task/<tid>/schedstat, sampled every 3 ms until the
+process exits; the broker's from /proc/<pid>/stat and its threads' schedstat. Prints each run, the medians, and the
+CPU budget: the best ratio to rdkafka_performance that the loop's work plus the dry run's could reach with both cores
+busy all the time. Expects release binaries (`swift build -c release`, or scripts/bench) and starts the local services
+if needed. README "Performance", items 42 and 45.
 """
 import argparse
 import json
@@ -28,12 +31,29 @@ def broker_cpu():
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def broker_waiting():
+    """Seconds the broker's threads have spent runnable but waiting for a core (schedstat's second field)."""
+    pid = int(open(os.path.join(os.environ.get("KIS_RUN", os.path.join(ROOT, ".run")), "broker.pid")).read())
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total / 1e9
+
+
+def thread_key(name):
+    return "rdk:broker" if name.startswith("rdk:broker") else name
+
+
 def run(cmd, fresh_broker=True):
-    """Runs cmd; returns (wall seconds, {thread name: CPU seconds}, broker CPU seconds meanwhile, stdout)."""
+    """Runs cmd; returns (wall seconds, {thread name: CPU seconds}, broker CPU seconds meanwhile, stdout,
+    {thread name: seconds runnable but waiting for a core}, the broker's waiting seconds meanwhile)."""
     if fresh_broker:
         subprocess.run([os.path.join(ROOT, "scripts/services"), "restart", "broker"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    broker0 = broker_cpu()
+    broker0, waiting0 = broker_cpu(), broker_waiting()
     start = time.monotonic()
     p = subprocess.Popen(cmd, env=dict(os.environ, KAFKA_BROKERS=BROKERS), stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -46,33 +66,38 @@ def run(cmd, fresh_broker=True):
         for tid in tids:
             try:
                 name = open(f"/proc/{p.pid}/task/{tid}/comm").read().strip()
-                ns = int(open(f"/proc/{p.pid}/task/{tid}/schedstat").read().split()[0])
+                fields = open(f"/proc/{p.pid}/task/{tid}/schedstat").read().split()
+                ns, waited = int(fields[0]), int(fields[1])
             except (OSError, ValueError, IndexError):
                 continue
-            last[tid] = (name, ns)
+            last[tid] = (name, ns, waited)
         time.sleep(0.003)
     out, err = p.communicate()
     wall = time.monotonic() - start
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}): {err[-2000:]}")
-    threads = {}
-    for name, ns in last.values():
-        key = "rdk:broker" if name.startswith("rdk:broker") else name
-        threads[key] = threads.get(key, 0.0) + ns / 1e9
-    return wall, threads, broker_cpu() - broker0, out
+    threads, waits = {}, {}
+    for name, ns, waited in last.values():
+        threads[thread_key(name)] = threads.get(thread_key(name), 0.0) + ns / 1e9
+        waits[thread_key(name)] = waits.get(thread_key(name), 0.0) + waited / 1e9
+    return wall, threads, broker_cpu() - broker0, out, waits, broker_waiting() - waiting0
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=6)
-    ap.add_argument("--dry-runs", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=6, help="rounds of ours, the loop and rdkafka_performance")
     ap.add_argument("--recording", default=os.path.join(ROOT, "bench-results", "replay-threads-day.sqlite"))
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    ap.add_argument("--rdkafka-performance",
+                    default=os.path.join(os.environ.get("KIS_RDKAFKA_PREFIX", os.path.join(ROOT, ".deps", "librdkafka")),
+                                         "bin", "rdkafka_performance"))
     a = ap.parse_args()
     for tool in ("ingest-replay", "kis-bench", "ingest-record"):
         if not os.access(os.path.join(a.bin, tool), os.X_OK):
             sys.exit(f"{a.bin}/{tool} is missing: build in release mode first (. scripts/env.sh; "
                      f"swift build -c release \"${{KIS_SWIFT_FLAGS[@]}}\"), or run scripts/bench once")
+    if not os.access(a.rdkafka_performance, os.X_OK):
+        sys.exit(f"{a.rdkafka_performance} is missing: scripts/env.sh builds librdkafka with it (or pass --rdkafka-performance)")
     subprocess.run([os.path.join(ROOT, "scripts/services"), "start"], check=True, stdout=subprocess.DEVNULL)
     if not os.path.exists(a.recording):
         # The bench's replay day: 40 symbols, 12 trades and 16 books per second each, 20 minutes (1.73 M frames).
@@ -84,52 +109,94 @@ def main():
                         "--to", "2025-07-30T09:20:00+09:00", "--out", a.recording, "--batch-size", "20000"],
                        check=True, capture_output=True)
 
-    def show(label, wall, threads, broker):
+    def show(label, wall, threads, broker, waits, broker_waits):
         tops = " ".join(f"{k}={v:.2f}" for k, v in sorted(threads.items(), key=lambda x: -x[1]) if v >= 0.01)
+        waiting = " ".join(f"{k}={v:.2f}" for k, v in sorted(waits.items(), key=lambda x: -x[1]) if v >= 0.01)
         print(f"{label:10} wall {wall:5.2f} s, broker {broker:4.2f} s; {tops}", flush=True)
+        print(f"{'':10} waiting for a core: {waiting or '-'}; broker {broker_waits:.2f}", flush=True)
 
-    ours, loop, dry = [], [], []
+    summary = os.path.join(os.path.dirname(a.recording), "replay-threads-summary.json")
+    ours, loop, theirs, dry = [], [], [], []
     for i in range(a.pairs):
         prefix = f"threads-{random.randrange(1 << 30):08x}."
-        wall, threads, broker, _ = run([f"{a.bin}/ingest-replay", a.recording, "--max", "--topic-prefix", prefix])
+        wall, threads, broker, _, waits, bw = run([f"{a.bin}/ingest-replay", a.recording, "--max", "--topic-prefix",
+                                                   prefix, "--summary-json", summary])
         # The producing thread is the one neither librdkafka's, the reader's nor the process's main thread.
         producing = sum(v for k, v in threads.items()
                         if not k.startswith("rdk:") and k not in ("replay-reader", "ingest-replay"))
         ours.append({"wall": wall, "producing": producing, "rdk:broker": threads.get("rdk:broker", 0.0),
-                     "reader": threads.get("replay-reader", 0.0), "broker": broker, "total": sum(threads.values())})
-        show("ours", wall, threads, broker)
-        _, threads, broker, out = run([f"{a.bin}/kis-bench", "same-bytes", a.recording, "--topic-prefix", prefix + "sb."])
+                     "reader": threads.get("replay-reader", 0.0), "broker": broker, "total": sum(threads.values()),
+                     "rdk:broker waiting": waits.get("rdk:broker", 0.0), "broker waiting": bw})
+        show("ours", wall, threads, broker, waits, bw)
+        s = json.load(open(summary))
+        messages, size = s["delivered"], max(1, round(s["key_value_bytes"] / max(1, s["delivered"])))
+        _, threads, broker, out, waits, bw = run([f"{a.bin}/kis-bench", "same-bytes", a.recording,
+                                                  "--topic-prefix", prefix + "sb."])
         d = json.loads(out.strip().splitlines()[-1])
         rdk = sum(v for k, v in threads.items() if k.startswith("rdk:"))
         # cpu_s is the loop's process CPU while producing (its messages were encoded before, not timed).
         loop.append({"wall": d["seconds"], "producing": d["cpu_s"] - rdk, "rdk:broker": threads.get("rdk:broker", 0.0),
-                     "broker": broker, "total": d["cpu_s"]})
-        show("same-bytes", d["seconds"], threads, broker)
-    for _ in range(a.dry_runs):
-        wall, threads, _, _ = run([f"{a.bin}/ingest-replay", a.recording, "--max", "--dry-run"], fresh_broker=False)
+                     "broker": broker, "total": d["cpu_s"], "rdk:broker waiting": waits.get("rdk:broker", 0.0),
+                     "broker waiting": bw})
+        show("same-bytes", d["seconds"], threads, broker, waits, bw)
+        # scripts/bench's rdkafka_performance command, for ingest-replay's message count and size.
+        wall, threads, broker, _, waits, bw = run([
+            a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", BROKERS, "-s", str(size),
+            "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
+            "-c", str(messages), "-z", "snappy", "-a", "-1", "-X", "enable.idempotence=true",
+            "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=10000", "-X", "partitioner=murmur2_random",
+            "-X", "client.id=kis-bench", "-X", "enable.metrics.push=false"])
+        theirs.append({"wall": wall, "rdk:broker": threads.get("rdk:broker", 0.0), "broker": broker,
+                       "total": sum(threads.values()), "rdk:broker waiting": waits.get("rdk:broker", 0.0),
+                       "broker waiting": bw})
+        show("rdkafka_p", wall, threads, broker, waits, bw)
+        # In the same round, so that the host's mood of the minute weighs on all four alike.
+        wall, threads, _, _, waits, bw = run([f"{a.bin}/ingest-replay", a.recording, "--max", "--dry-run"],
+                                             fresh_broker=False)
         producing = sum(v for k, v in threads.items() if k not in ("replay-reader", "ingest-replay"))
-        dry.append({"wall": wall, "producing": producing, "reader": threads.get("replay-reader", 0.0)})
-        show("dry-run", wall, threads, 0.0)
+        dry.append({"wall": wall, "producing": producing, "reader": threads.get("replay-reader", 0.0),
+                    "total": sum(threads.values())})
+        show("dry-run", wall, threads, 0.0, waits, 0.0)
 
     def med(rows, key):
         return statistics.median(r[key] for r in rows) if rows else float("nan")
 
-    print("\nmedians (CPU seconds):")
+    print("\nmedians (CPU seconds; \"waiting\": runnable, no core free):")
     print(f"  ingest-replay --max: wall {med(ours, 'wall'):.2f}, producing thread {med(ours, 'producing'):.2f}, "
-          f"librdkafka broker thread {med(ours, 'rdk:broker'):.2f}, reader {med(ours, 'reader'):.2f}, "
-          f"all threads {med(ours, 'total'):.2f}; tansu {med(ours, 'broker'):.2f}")
+          f"librdkafka broker thread {med(ours, 'rdk:broker'):.2f} (waiting {med(ours, 'rdk:broker waiting'):.2f}), "
+          f"reader {med(ours, 'reader'):.2f}, all threads {med(ours, 'total'):.2f}; "
+          f"tansu {med(ours, 'broker'):.2f} (waiting {med(ours, 'broker waiting'):.2f})")
     print(f"  same-bytes loop:     wall {med(loop, 'wall'):.2f} (producing phase), producing thread "
-          f"{med(loop, 'producing'):.2f}, librdkafka broker thread {med(loop, 'rdk:broker'):.2f}, "
-          f"all threads {med(loop, 'total'):.2f}; tansu {med(loop, 'broker'):.2f}")
+          f"{med(loop, 'producing'):.2f}, librdkafka broker thread {med(loop, 'rdk:broker'):.2f} "
+          f"(waiting {med(loop, 'rdk:broker waiting'):.2f}), all threads {med(loop, 'total'):.2f}; "
+          f"tansu {med(loop, 'broker'):.2f} (waiting {med(loop, 'broker waiting'):.2f})")
+    print(f"  rdkafka_performance: wall {med(theirs, 'wall'):.2f}, librdkafka broker thread "
+          f"{med(theirs, 'rdk:broker'):.2f} (waiting {med(theirs, 'rdk:broker waiting'):.2f}), all threads "
+          f"{med(theirs, 'total'):.2f}; tansu {med(theirs, 'broker'):.2f} (waiting {med(theirs, 'broker waiting'):.2f})")
     print(f"  --dry-run:           wall {med(dry, 'wall'):.2f}, producing thread {med(dry, 'producing'):.2f}, "
           f"reader {med(dry, 'reader'):.2f}")
-    if ours and loop and dry:
-        base = med(dry, "producing")
-        print("  excess per pair (ours − loop − dry-run's): producing thread "
-              f"{statistics.median(o['producing'] - l['producing'] - base for o, l in zip(ours, loop)):.2f}, "
+    if ours and loop and theirs and dry:
+        rounds = list(zip(ours, loop, theirs, dry))
+        print("  excess per round (ours − loop − the round's dry run): producing thread "
+              f"{statistics.median(o['producing'] - l['producing'] - d['producing'] for o, l, _, d in rounds):.2f}, "
               f"librdkafka broker thread {statistics.median(o['rdk:broker'] - l['rdk:broker'] for o, l in zip(ours, loop)):.2f}, "
-              f"reader {med(ours, 'reader') - med(dry, 'reader'):.2f}")
-        print(f"  ours ÷ loop, wall per pair: {statistics.median(l['wall'] / o['wall'] for o, l in zip(ours, loop)):.2f}×")
+              f"reader {statistics.median(o['reader'] - d['reader'] for o, _, _, d in rounds):.2f}")
+        print(f"  ours ÷ loop, wall per round: {statistics.median(l['wall'] / o['wall'] for o, l in zip(ours, loop)):.2f}×; "
+              f"ours ÷ rdkafka_performance: {statistics.median(t['wall'] / o['wall'] for o, t in zip(ours, theirs)):.2f}×; "
+              f"loop ÷ rdkafka_performance: {statistics.median(t['wall'] / l['wall'] for l, t in zip(loop, theirs)):.2f}×")
+        # The budget. Whatever ingest-replay does, it produces exactly the loop's messages (the loop's CPU and the
+        # broker's meanwhile) and reads, parses and encodes them (the dry run's CPU), on the two cores the broker
+        # shares. With both cores busy all the time (no run reaches it), its wall is at least half that sum.
+        cores = os.cpu_count() or 2
+        floors = [(l["total"] + l["broker"] + d["total"]) / cores for _, l, _, d in rounds]
+        ceilings = [t["wall"] / f for t, f in zip(theirs, floors)]
+        allowed = [cores * t["wall"] / 0.8 - l["total"] - l["broker"] for l, t in zip(loop, theirs)]
+        print(f"  budget: the loop's work with tansu's {med(loop, 'total') + med(loop, 'broker'):.2f} CPU s plus reading, "
+              f"parsing and encoding {med(dry, 'total'):.2f} CPU s, on {cores} cores busy all the time, takes at least "
+              f"{statistics.median(floors):.2f} s: at best {statistics.median(ceilings):.2f}× rdkafka_performance "
+              f"(per round {min(ceilings):.2f}–{max(ceilings):.2f}×). 0.8× leaves "
+              f"{statistics.median(allowed):.2f} CPU s (per round {min(allowed):.2f}–{max(allowed):.2f}) for reading, "
+              f"parsing and encoding, with no other excess.")
 
 
 if __name__ == "__main__":
