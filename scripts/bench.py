@@ -202,6 +202,16 @@ def fresh_broker():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def rdkafka_performance_command(binary, topic, brokers, size, messages, codec):
+    """rdkafka_performance producing `messages` of `size` bytes (key + value) with ingest-replay's settings and the
+    same three headers ours carry (tr_id, recv_time_ns, record)."""
+    return [binary, "-P", "-t", topic, "-b", brokers, "-s", str(size),
+            "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
+            "-c", str(messages), "-z", codec, "-a", "-1", "-X", "enable.idempotence=true",
+            "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=10000", "-X", "partitioner=murmur2_random",
+            "-X", "client.id=kis-bench", "-X", "enable.metrics.push=false"]
+
+
 def replay_pair(a, path, run, codec):
     """One ingest-replay --max of `path` and one rdkafka_performance run of the same count and size, both with
     compression `codec`; wall time, CPU seconds (ours, theirs, the broker's meanwhile) and loopback bytes of each."""
@@ -229,12 +239,8 @@ def replay_pair(a, path, run, codec):
     fresh_broker()
     start = time.monotonic()
     cpu0, broker0, lo0 = children_cpu(), broker_cpu(), loopback_bytes()
-    # The same three headers ours carry (tr_id, recv_time_ns, record), and key + value as the payload size.
-    r = subprocess.run([a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", a.brokers, "-s", str(size),
-                        "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
-                        "-c", str(messages), "-z", codec, "-a", "-1", "-X", "enable.idempotence=true",
-                        "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=10000", "-X", "partitioner=murmur2_random", "-X", "client.id=kis-bench",
-                        "-X", "enable.metrics.push=false"],
+    r = subprocess.run(rdkafka_performance_command(a.rdkafka_performance, f"{prefix}rdkafka-perf", a.brokers, size,
+                                                   messages, codec),
                        capture_output=True, text=True)
     wall_theirs = time.monotonic() - start
     cpu_theirs, broker_theirs, wire_theirs = children_cpu() - cpu0, broker_cpu() - broker0, loopback_bytes() - lo0

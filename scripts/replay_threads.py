@@ -21,19 +21,16 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench import ROOT, broker_cpu, fresh_broker, rdkafka_performance_command, service_pid, synth
+
 BROKERS = os.environ.get("KIS_BENCH_BROKERS", "127.0.0.1:19092")
-
-
-def broker_cpu():
-    pid = int(open(os.path.join(os.environ.get("KIS_RUN", os.path.join(ROOT, ".run")), "broker.pid")).read())
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def broker_waiting():
     """Seconds the broker's threads have spent runnable but waiting for a core (schedstat's second field)."""
-    pid = int(open(os.path.join(os.environ.get("KIS_RUN", os.path.join(ROOT, ".run")), "broker.pid")).read())
+    pid = service_pid("broker")
+    if not pid:
+        return 0.0
     total = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
@@ -47,12 +44,11 @@ def thread_key(name):
     return "rdk:broker" if name.startswith("rdk:broker") else name
 
 
-def run(cmd, fresh_broker=True):
+def run(cmd, fresh=True):
     """Runs cmd; returns (wall seconds, {thread name: CPU seconds}, broker CPU seconds meanwhile, stdout,
     {thread name: seconds runnable but waiting for a core}, the broker's waiting seconds meanwhile)."""
-    if fresh_broker:
-        subprocess.run([os.path.join(ROOT, "scripts/services"), "restart", "broker"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if fresh:
+        fresh_broker()
     broker0, waiting0 = broker_cpu(), broker_waiting()
     start = time.monotonic()
     p = subprocess.Popen(cmd, env=dict(os.environ, KAFKA_BROKERS=BROKERS), stdout=subprocess.PIPE,
@@ -99,15 +95,9 @@ def main():
     if not os.access(a.rdkafka_performance, os.X_OK):
         sys.exit(f"{a.rdkafka_performance} is missing: scripts/env.sh builds librdkafka with it (or pass --rdkafka-performance)")
     subprocess.run([os.path.join(ROOT, "scripts/services"), "start"], check=True, stdout=subprocess.DEVNULL)
-    if not os.path.exists(a.recording):
-        # The bench's replay day: 40 symbols, 12 trades and 16 books per second each, 20 minutes (1.73 M frames).
-        os.makedirs(os.path.dirname(a.recording), exist_ok=True)
-        codes = ",".join(f"{100000 + i * 7:06d}" for i in range(40))
-        print(f"generating {a.recording}", flush=True)
-        subprocess.run([f"{a.bin}/ingest-record", "synth", "--symbols", codes, "--trades-per-second", "12",
-                        "--books-per-second", "16", "--from", "2025-07-30T09:00:00+09:00",
-                        "--to", "2025-07-30T09:20:00+09:00", "--out", a.recording, "--batch-size", "20000"],
-                       check=True, capture_output=True)
+    # The bench's replay day: 40 symbols, 12 trades and 16 books per second each, 20 minutes (1.73 M frames).
+    os.makedirs(os.path.dirname(a.recording), exist_ok=True)
+    synth(a.recording, 40, 12, 16, 20, a)
 
     def show(label, wall, threads, broker, waits, broker_waits):
         tops = " ".join(f"{k}={v:.2f}" for k, v in sorted(threads.items(), key=lambda x: -x[1]) if v >= 0.01)
@@ -140,19 +130,15 @@ def main():
                      "broker waiting": bw})
         show("same-bytes", d["seconds"], threads, broker, waits, bw)
         # scripts/bench's rdkafka_performance command, for ingest-replay's message count and size.
-        wall, threads, broker, _, waits, bw = run([
-            a.rdkafka_performance, "-P", "-t", f"{prefix}rdkafka-perf", "-b", BROKERS, "-s", str(size),
-            "-H", "tr_id=H0STCNT0", "-H", "recv_time_ns=1753836471123456789", "-H", "record=1/1",
-            "-c", str(messages), "-z", "snappy", "-a", "-1", "-X", "enable.idempotence=true",
-            "-X", "linger.ms=5", "-X", "queue.buffering.max.messages=10000", "-X", "partitioner=murmur2_random",
-            "-X", "client.id=kis-bench", "-X", "enable.metrics.push=false"])
+        wall, threads, broker, _, waits, bw = run(rdkafka_performance_command(
+            a.rdkafka_performance, f"{prefix}rdkafka-perf", BROKERS, size, messages, "snappy"))
         theirs.append({"wall": wall, "rdk:broker": threads.get("rdk:broker", 0.0), "broker": broker,
                        "total": sum(threads.values()), "rdk:broker waiting": waits.get("rdk:broker", 0.0),
                        "broker waiting": bw})
         show("rdkafka_p", wall, threads, broker, waits, bw)
         # In the same round, so that the host's mood of the minute weighs on all four alike.
         wall, threads, _, _, waits, bw = run([f"{a.bin}/ingest-replay", a.recording, "--max", "--dry-run"],
-                                             fresh_broker=False)
+                                             fresh=False)
         producing = sum(v for k, v in threads.items() if k not in ("replay-reader", "ingest-replay"))
         dry.append({"wall": wall, "producing": producing, "reader": threads.get("replay-reader", 0.0),
                     "total": sum(threads.values())})
@@ -179,7 +165,7 @@ def main():
         rounds = list(zip(ours, loop, theirs, dry))
         print("  excess per round (ours − loop − the round's dry run): producing thread "
               f"{statistics.median(o['producing'] - l['producing'] - d['producing'] for o, l, _, d in rounds):.2f}, "
-              f"librdkafka broker thread {statistics.median(o['rdk:broker'] - l['rdk:broker'] for o, l in zip(ours, loop)):.2f}, "
+              f"librdkafka broker thread {statistics.median(o['rdk:broker'] - l['rdk:broker'] for o, l, _, _ in rounds):.2f}, "
               f"reader {statistics.median(o['reader'] - d['reader'] for o, _, _, d in rounds):.2f}")
         print(f"  ours ÷ loop, wall per round: {statistics.median(l['wall'] / o['wall'] for o, l in zip(ours, loop)):.2f}×; "
               f"ours ÷ rdkafka_performance: {statistics.median(t['wall'] / o['wall'] for o, t in zip(ours, theirs)):.2f}×; "
